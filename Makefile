@@ -1,0 +1,55 @@
+# casebook: `make notebooks` runs every case study; `make test` runs the test suite.
+# Both create the virtual environment on first use. The Dockerfile runs these same targets.
+PYTHON   ?= python3.11
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.casebook-installed
+LAB_IP   ?= 127.0.0.1
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_DIR  ?= $(or $(CASEBOOK_MLFLOW),$(CURDIR))
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+.PHONY: help venv test notebooks results lab mlflow-ui data-check clean
+
+help:
+	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
+	@echo "make test        run the test suite (unit tests + every notebook in smoke mode)"
+	@echo "make lab         JupyterLab on $(LAB_IP):8888 (token on)"
+	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
+	@echo "make results     rebuild the README results table from assets/results/*.json"
+	@echo "make data-check  verify every dataset in the data root (CASEBOOK_DATA)"
+
+venv: $(STAMP)
+
+# The one install recipe (the Dockerfile calls `make venv`). triton is removed because TensorFlow and
+# triton in one process segfault, and nothing here needs triton on a CPU.
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip uninstall --quiet -y triton
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+notebooks: $(STAMP)
+	$(BIN)/python -m casebook.notebooks
+	$(BIN)/python -m casebook.report
+
+results: $(STAMP)
+	$(BIN)/python -m casebook.report
+
+data-check: $(STAMP)
+	$(BIN)/python -m casebook.data
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip=$(LAB_IP) --port=8888 --no-browser $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR)
+
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
+	  --default-artifact-root file://$(MLFLOW_DIR)/mlartifacts --host $(MLFLOW_HOST) --port 5000
+
+clean:
+	rm -rf .pytest_cache build src/*.egg-info

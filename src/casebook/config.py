@@ -1,0 +1,115 @@
+"""Paths, run mode and seeds: the one place the rest of the package asks.
+
+Environment variables
+---------------------
+CASEBOOK_DATA     data root laid out like ``shared/datasets`` (default ``<repo>/data``)
+CASEBOOK_SMOKE    ``1`` = smoke mode: tiny subsets (or synthetic stand-ins) so everything runs in seconds
+CASEBOOK_OFFLINE  ``1`` = never try to download
+CASEBOOK_ASSETS   where figures and results go (default ``<repo>/assets``)
+CASEBOOK_MLFLOW   folder holding ``mlflow.db`` and ``mlartifacts/`` (default: the repository root)
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _find_repo_root() -> Path:
+    """The checkout root (the folder with pyproject.toml above the package), else the working directory."""
+    for parent in PACKAGE_DIR.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "notebooks").is_dir():
+            return parent
+    return Path.cwd().resolve()
+
+
+REPO_ROOT = _find_repo_root()
+DEFAULT_SEED = 42
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_smoke() -> bool:
+    """True in smoke mode (``CASEBOOK_SMOKE=1``): small subsets, short training, same code paths."""
+    return _flag("CASEBOOK_SMOKE")
+
+
+def is_offline() -> bool:
+    """True when downloads must not be attempted (``CASEBOOK_OFFLINE=1``)."""
+    return _flag("CASEBOOK_OFFLINE")
+
+
+def data_root() -> Path:
+    """The data root: ``$CASEBOOK_DATA`` or ``<repo>/data``."""
+    return Path(os.environ.get("CASEBOOK_DATA") or REPO_ROOT / "data").expanduser().resolve()
+
+
+def assets_root() -> Path:
+    """Where notebooks write figures and results (``assets/``)."""
+    return Path(os.environ.get("CASEBOOK_ASSETS") or REPO_ROOT / "assets").expanduser().resolve()
+
+
+def results_dir() -> Path:
+    return assets_root() / "results"
+
+
+def mlflow_dir() -> Path:
+    return Path(os.environ.get("CASEBOOK_MLFLOW") or REPO_ROOT).expanduser().resolve()
+
+
+def mlflow_tracking_uri() -> str:
+    """Absolute sqlite URI, so runs land in one place whatever folder a kernel started in."""
+    return f"sqlite:///{mlflow_dir() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    """Absolute artifact location (a ``file://`` URI) beside the database."""
+    return (mlflow_dir() / "mlartifacts").as_uri()
+
+
+def pick(full, smoke):
+    """``smoke`` in smoke mode, else ``full``: keeps notebook parameter cells one line each."""
+    return smoke if is_smoke() else full
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ and Python start-up chatter (call before importing it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def seed_everything(seed: int = DEFAULT_SEED) -> int:
+    """Seed Python, NumPy, and — when they are imported — torch and TensorFlow/Keras.
+
+    Frameworks that are not imported yet are not imported here (that costs seconds); call again after
+    importing one. Returns the seed so it can be logged.
+    """
+    import sys
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if "tensorflow" in sys.modules or "keras" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    return seed
+
+
+quiet_tensorflow()

@@ -1,0 +1,329 @@
+"""Figures, metrics with confidence intervals, and the results files every notebook publishes.
+
+Figures go to ``assets/<notebook>/<name>.png`` (:func:`save_fig`); results to ``assets/results/<case>.json``
+(:func:`write_results`), from which :func:`update_readme` rebuilds the README's results table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from . import config
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def save_fig(fig, notebook: str, name: str, dpi: int = 110) -> Path:
+    """Save ``fig`` as ``assets/<notebook>/<name>.png`` and return the path (the notebook still shows it)."""
+    out = config.assets_root() / notebook / f"{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    return out
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(y_true, y_pred, labels: list[str] | None = None, ax=None, title: str = "",
+                          normalize: bool = True):
+    """Confusion matrix with row-normalised colours; each cell shows the row percentage and the count."""
+    plt = _plt()
+    n = len(labels) if labels is not None else int(max(np.max(y_true), np.max(y_pred)) + 1)
+    cm = skm.confusion_matrix(y_true, y_pred, labels=np.arange(n))
+    rows = cm.sum(axis=1, keepdims=True)
+    pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0) * 100
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n) if n > 3 else (4, 3.4))
+    ax.imshow(pct if normalize else cm, cmap="Blues", vmin=0, vmax=100 if normalize else None)
+    labels = labels if labels is not None else [str(i) for i in range(n)]
+    ax.set_xticks(range(n), labels, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    small = n > 6
+    for i in range(n):
+        for j in range(n):
+            txt = f"{pct[i, j]:.0f}%\n{cm[i, j]}" if not small else f"{pct[i, j]:.0f}"
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7 if small else 9,
+                    color="white" if pct[i, j] > 60 else "black")
+    ax.set_title(title or ("confusion matrix (row %, count)" if not small else "confusion matrix (row %)"))
+    return ax
+
+
+def history_to_frame(history) -> pd.DataFrame:
+    """A Keras ``History``, its ``.history`` dict, or a dict of per-epoch lists → DataFrame (one row per epoch)."""
+    h = getattr(history, "history", history)
+    df = pd.DataFrame({k: list(v) for k, v in h.items()})
+    df.index = np.arange(1, len(df) + 1)
+    df.index.name = "epoch"
+    return df
+
+
+def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"), axes=None, title: str = "",
+                         best_epoch: int | None = None):
+    """Train vs validation curves per epoch for each metric present (``x`` and ``val_x`` keys)."""
+    plt = _plt()
+    df = history_to_frame(history)
+    metrics = [m for m in metrics if m in df]
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.3), squeeze=False)
+        axes = axes[0]
+    for ax, m in zip(np.atleast_1d(axes), metrics):
+        ax.plot(df.index, df[m], "o-", ms=3, label="train")
+        if f"val_{m}" in df:
+            ax.plot(df.index, df[f"val_{m}"], "o-", ms=3, label="validation")
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(m)
+        ax.set_title(f"{title} {m}".strip())
+        ax.legend()
+    return axes
+
+
+def plot_roc_pr(y_true, scores: Mapping[str, np.ndarray], axes=None, pos_label: str = "positive"):
+    """Overlaid ROC and precision-recall curves for several models' positive-class scores."""
+    plt = _plt()
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    for name, s in scores.items():
+        fpr, tpr, _ = skm.roc_curve(y_true, s)
+        axes[0].plot(fpr, tpr, label=f"{name} (AUC {skm.roc_auc_score(y_true, s):.3f})")
+        p, r, _ = skm.precision_recall_curve(y_true, s)
+        axes[1].plot(r, p, label=f"{name} (AP {skm.average_precision_score(y_true, s):.3f})")
+    axes[0].plot([0, 1], [0, 1], "k:", lw=1)
+    axes[0].set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({pos_label} = positive)")
+    base = float(np.mean(y_true))
+    axes[1].axhline(base, color="k", ls=":", lw=1)
+    axes[1].set(xlabel="recall", ylabel="precision", title=f"precision-recall ({pos_label} = positive)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return axes
+
+
+def plot_image_grid(images, titles=None, ncols: int = 8, cmap="gray", figsize_per: float = 1.4):
+    """A grid of images with optional titles (e.g. misclassified digits)."""
+    plt = _plt()
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(figsize_per * ncols, figsize_per * 1.15 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(np.squeeze(images[k]), cmap=cmap)
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def classification_report_frame(y_true, y_pred, target_names: list[str] | None = None) -> pd.DataFrame:
+    """scikit-learn's classification report as a DataFrame (rows: classes, macro avg, weighted avg)."""
+    rep = skm.classification_report(y_true, y_pred, target_names=target_names, output_dict=True, zero_division=0)
+    acc = rep.pop("accuracy", None)
+    df = pd.DataFrame(rep).T
+    df["support"] = df["support"].astype(int)
+    if acc is not None:
+        df.attrs["accuracy"] = acc
+    return df.round(4)
+
+
+def tpr_at_fpr(y_true, score, fpr_target: float) -> float:
+    """True-positive rate at a false-positive rate ≤ ``fpr_target`` (interpolated on the ROC curve)."""
+    fpr, tpr, _ = skm.roc_curve(y_true, score)
+    return float(np.interp(fpr_target, fpr, tpr))
+
+
+def _safe(fn: Callable, *args) -> float:
+    try:
+        return float(fn(*args))
+    except ValueError:  # e.g. a bootstrap sample holding one class
+        return float("nan")
+
+
+CLASSIFICATION_METRICS: dict[str, Callable] = {
+    "accuracy": lambda y, p, s: skm.accuracy_score(y, p),
+    "balanced_accuracy": lambda y, p, s: skm.balanced_accuracy_score(y, p),
+    "precision": lambda y, p, s: skm.precision_score(y, p, zero_division=0),
+    "recall": lambda y, p, s: skm.recall_score(y, p, zero_division=0),
+    "f1": lambda y, p, s: skm.f1_score(y, p, zero_division=0),
+    "roc_auc": lambda y, p, s: skm.roc_auc_score(y, s),
+    "pr_auc": lambda y, p, s: skm.average_precision_score(y, s),
+}
+
+MULTICLASS_METRICS: dict[str, Callable] = {
+    "accuracy": lambda y, p, s: skm.accuracy_score(y, p),
+    "balanced_accuracy": lambda y, p, s: skm.balanced_accuracy_score(y, p),
+    "macro_f1": lambda y, p, s: skm.f1_score(y, p, average="macro", zero_division=0),
+}
+
+REGRESSION_METRICS: dict[str, Callable] = {
+    "mse": lambda y, p, s: skm.mean_squared_error(y, p),
+    "rmse": lambda y, p, s: np.sqrt(skm.mean_squared_error(y, p)),
+    "mae": lambda y, p, s: skm.mean_absolute_error(y, p),
+    "r2": lambda y, p, s: skm.r2_score(y, p),
+}
+
+
+def bootstrap_metrics(y_true, y_pred, y_score=None, metrics: Mapping[str, Callable] | None = None,
+                      n_boot: int = 1000, seed: int = config.DEFAULT_SEED, alpha: float = 0.05) -> dict:
+    """Point estimate and percentile bootstrap 95% CI for each metric.
+
+    ``metrics`` maps names to ``f(y_true, y_pred, y_score)``; default: binary classification metrics.
+    Returns ``{name: {"value": v, "ci95": [lo, hi]}}`` (the results-file schema).
+    """
+    metrics = metrics or CLASSIFICATION_METRICS
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_score = None if y_score is None else np.asarray(y_score)
+    n_boot = config.pick(n_boot, min(n_boot, 200))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
+    out = {}
+    for name, fn in metrics.items():
+        if y_score is None and name in ("roc_auc", "pr_auc"):
+            continue
+        value = _safe(fn, y_true, y_pred, y_score)
+        boots = np.array([_safe(fn, y_true[i], y_pred[i], None if y_score is None else y_score[i]) for i in idx])
+        lo, hi = np.nanpercentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        out[name] = {"value": round(value, 6), "ci95": [round(float(lo), 6), round(float(hi), 6)]}
+    return out
+
+
+def metrics_table(results: Mapping[str, Mapping[str, dict]], digits: int = 3) -> pd.DataFrame:
+    """``{model: {metric: {"value", "ci95"}}}`` → a DataFrame of ``value [lo, hi]`` strings."""
+    rows = {}
+    for model, ms in results.items():
+        rows[model] = {m: f"{d['value']:.{digits}f} [{d['ci95'][0]:.{digits}f}, {d['ci95'][1]:.{digits}f}]"
+                       for m, d in ms.items()}
+    return pd.DataFrame(rows).T
+
+
+# ------------------------------------------------------------------------------------------- results files
+
+RESULT_KEYS = ("case", "dataset", "protocol", "runtime_s", "models", "best")
+
+
+def validate_results(d: Mapping) -> None:
+    """Raise ValueError unless ``d`` follows the results schema."""
+    missing = [k for k in RESULT_KEYS if k not in d]
+    if missing:
+        raise ValueError(f"results missing keys {missing}")
+    if d["best"] not in d["models"]:
+        raise ValueError(f"best model {d['best']!r} is not among the models {list(d['models'])}")
+    for model, ms in d["models"].items():
+        for metric, v in ms.items():
+            if not (isinstance(v, Mapping) and "value" in v and len(v.get("ci95", ())) == 2):
+                raise ValueError(f"{model}.{metric}: expected {{'value': float, 'ci95': [lo, hi]}}")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_results(case: str, dataset: str, protocol: str, runtime_s: float, models: Mapping, best: str,
+                  extra: Mapping | None = None) -> Path:
+    """Write ``assets/results/<case>.json`` (schema: see DEVELOPERS.md / README). Smoke runs write nothing
+    into the committed assets unless ``CASEBOOK_ASSETS`` points elsewhere (tests use a temp folder)."""
+    d = {"case": case, "dataset": dataset, "protocol": protocol, "runtime_s": round(float(runtime_s), 1),
+         "models": {m: dict(v) for m, v in models.items()}, "best": best,
+         "mode": "smoke" if config.is_smoke() else "full"}
+    if extra:
+        d["extra"] = dict(extra)
+    validate_results(d)
+    path = config.results_dir() / f"{case}.json"
+    _atomic_write_text(path, json.dumps(d, indent=2, default=float) + "\n")
+    return path
+
+
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+HEADLINE = ("accuracy", "roc_auc", "rmse", "macro_f1", "recall_pneumonia")
+
+
+def results_markdown(results_dir: Path | None = None) -> str:
+    """The README results table: one row per case study (best model, its headline metrics, protocol)."""
+    results_dir = results_dir or config.results_dir()
+    lines = ["| case | dataset | best model | headline metrics (95% CI) | runtime | protocol |",
+             "|---|---|---|---|---:|---|"]
+    for path in sorted(results_dir.glob("*.json")):
+        d = json.loads(path.read_text())
+        validate_results(d)
+        best = d["models"][d["best"]]
+        heads = [m for m in HEADLINE if m in best] or list(best)[:2]
+        cells = "; ".join(f"{m} {best[m]['value']:.3f} [{best[m]['ci95'][0]:.3f}, {best[m]['ci95'][1]:.3f}]"
+                          for m in heads)
+        mode = "" if d.get("mode", "full") == "full" else " (smoke)"
+        lines.append(f"| {d['case']}{mode} | {d['dataset']} | {d['best']} | {cells} | {d['runtime_s']:.0f} s | "
+                     f"{d['protocol']} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path | None = None, results_dir: Path | None = None) -> bool:
+    """Rewrite the block between the results markers in README.md; return True if it changed."""
+    readme = readme or config.REPO_ROOT / "README.md"
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block")
+    new = pattern.sub(lambda _: f"{README_START}\n{results_markdown(results_dir)}\n{README_END}", text)
+    if new != text:
+        _atomic_write_text(readme, new)
+    return new != text
+
+
+# ------------------------------------------------------------------------------------------- run facts
+
+
+class Stopwatch:
+    """Wall time since creation: ``sw = Stopwatch(); ...; sw.elapsed``; ``sw.lap('name')`` records laps."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.laps: dict[str, float] = {}
+        self._last = self.t0
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def lap(self, name: str) -> float:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+        return self.laps[name]
+
+
+def peak_memory_gb() -> float:
+    """Peak resident memory of this process (and of finished children) in GB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return kb / 1024 ** 2
+
+
+if __name__ == "__main__":  # python -m casebook.report: refresh the README results table
+    changed = update_readme()
+    print("README results table", "updated" if changed else "unchanged")

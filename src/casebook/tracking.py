@@ -1,0 +1,172 @@
+"""MLflow, configured once from :mod:`casebook.config`: sqlite backend, absolute artifact root, one
+experiment per case study.
+
+MLflow is imported lazily (it costs seconds), so importing this module is cheap.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from . import config
+
+EXPERIMENTS = ("gamma-telescope", "synthetic", "california-housing", "mnist", "fashion-mnist", "redshift", "pneumonia")
+
+# Explicit pip requirements for logged models: inferring them costs 6-8 s per model.
+PIP_REQUIREMENTS = {
+    "sklearn": ["scikit-learn==1.9.1", "imbalanced-learn==0.14.2", "xgboost-cpu==3.2.0", "numpy==2.4.6"],
+    "pytorch": ["torch==2.14.1", "numpy==2.4.6"],
+    "keras": ["tensorflow-cpu==2.21.0", "keras==3.15.1", "numpy==2.4.6"],
+}
+
+
+def _mlflow():
+    import logging
+
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return mlflow
+
+
+def setup(experiment: str):
+    """Point MLflow at the project's sqlite store and select (creating if needed) ``experiment``.
+
+    Returns the ``mlflow`` module, ready to use.
+    """
+    mlflow = _mlflow()
+    config.mlflow_dir().mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(config.mlflow_tracking_uri())
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=f"{config.mlflow_artifact_root()}/{experiment}")
+    mlflow.set_experiment(experiment)
+    return mlflow
+
+
+def flatten(d: Mapping, prefix: str = "") -> dict:
+    """Nested dicts/lists → flat ``{"a.b": v, "layers.0.type": v}`` with values MLflow accepts."""
+    out = {}
+    items = d.items() if isinstance(d, Mapping) else enumerate(d)
+    for k, v in items:
+        key = f"{prefix}{k}"
+        if isinstance(v, (Mapping, list, tuple)) and v and not isinstance(v, str):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    return out
+
+
+@contextlib.contextmanager
+def run(experiment: str, run_name: str | None = None, params: Mapping | None = None,
+        tags: Mapping | None = None):
+    """``with tracking.run("synthetic", "rf", params={...}) as r:`` — a run with flattened params and tags."""
+    mlflow = setup(experiment)
+    tags = dict(tags or {})
+    tags.setdefault("mode", "smoke" if config.is_smoke() else "full")
+    with mlflow.start_run(run_name=run_name, tags=tags) as active:
+        if params:
+            mlflow.log_params(flatten(params))
+        yield active
+
+
+def log_metrics(metrics: Mapping, prefix: str = "", step: int | None = None) -> None:
+    """Log scalars; accepts the results schema (``{"value": v, "ci95": [lo, hi]}``) as well as plain floats."""
+    mlflow = _mlflow()
+    flat = {}
+    for k, v in metrics.items():
+        if isinstance(v, Mapping) and "value" in v:
+            flat[f"{prefix}{k}"] = float(v["value"])
+            flat[f"{prefix}{k}_ci_lo"], flat[f"{prefix}{k}_ci_hi"] = map(float, v["ci95"])
+        elif v is not None:
+            flat[f"{prefix}{k}"] = float(v)
+    mlflow.log_metrics(flat, step=step)
+
+
+def log_history(history, prefix: str = "") -> None:
+    """Per-epoch metrics from a Keras History or a dict of lists, one MLflow step per epoch."""
+    from .report import history_to_frame
+
+    mlflow = _mlflow()
+    df = history_to_frame(history)
+    for epoch, row in df.iterrows():
+        mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(epoch))
+
+
+def log_figure(fig, name: str) -> None:
+    _mlflow().log_figure(fig, f"figures/{name}.png")
+
+
+def log_dict(d: Mapping, name: str) -> None:
+    _mlflow().log_dict(dict(d), name)
+
+
+def log_model(model, flavor: str, name: str = "model", input_example=None, registered_name: str | None = None,
+              **kwargs):
+    """Log a model with explicit pip requirements (no slow inference) and, given an input example, a
+    signature. ``flavor``: ``sklearn``, ``pytorch`` or ``keras``."""
+    mlflow = _mlflow()
+    module = getattr(mlflow, "tensorflow" if flavor == "keras" else flavor)
+    if flavor == "sklearn":
+        kwargs.setdefault("serialization_format", "skops")
+        kwargs.setdefault("skops_trusted_types", None)
+    sig = None
+    if input_example is not None:
+        from mlflow.models import infer_signature
+
+        sig = infer_signature(input_example, _predict_for_signature(model, flavor, input_example))
+    return module.log_model(model, name=name, pip_requirements=PIP_REQUIREMENTS[flavor], signature=sig,
+                            registered_model_name=registered_name, **kwargs)
+
+
+def _predict_for_signature(model, flavor: str, x):
+    if flavor == "sklearn":
+        return model.predict(x)
+    if flavor == "keras":
+        return model.predict(x, verbose=0)
+    import torch
+
+    with torch.no_grad():
+        return model(torch.as_tensor(x)).numpy()
+
+
+def search(experiment: str, filter_string: str = "", order_by: Iterable[str] | None = None) -> pd.DataFrame:
+    """``mlflow.search_runs`` on one experiment (this project's store), newest first by default."""
+    mlflow = setup(experiment)
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string,
+                              order_by=list(order_by) if order_by else ["attributes.start_time DESC"])
+
+
+def compare(experiment: str, metrics: Iterable[str], params: Iterable[str] = (), filter_string: str = "",
+            sort_by: str | None = None) -> pd.DataFrame:
+    """A tidy comparison table of runs: run name, chosen params and metrics, sorted by ``sort_by`` (desc)."""
+    runs = search(experiment, filter_string)
+    if runs.empty:
+        return runs
+    cols = {"tags.mlflow.runName": "run"}
+    cols.update({f"params.{p}": p for p in params})
+    cols.update({f"metrics.{m}": m for m in metrics})
+    table = runs[[c for c in cols if c in runs]].rename(columns=cols)
+    if sort_by and sort_by in table:
+        table = table.sort_values(sort_by, ascending=False)
+    return table.reset_index(drop=True)
+
+
+def next_run_name(experiment: str, stem: str) -> str:
+    """Automatic run names like ``mobilenet#3`` (one more than the runs already named ``stem#k``)."""
+    runs = search(experiment, filter_string=f"tags.mlflow.runName LIKE '{stem}#%'")
+    return f"{stem}#{len(runs) + 1}"
+
+
+def log_json_artifact(obj, name: str) -> None:
+    """Write ``obj`` as JSON into a temp file and log it as an artifact."""
+    mlflow = _mlflow()
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / name
+        p.write_text(json.dumps(obj, indent=2, default=float))
+        mlflow.log_artifact(str(p))
