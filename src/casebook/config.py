@@ -6,6 +6,7 @@ CASEBOOK_DATA     data root laid out like ``shared/datasets`` (default ``<repo>/
 CASEBOOK_SMOKE    ``1`` = smoke mode: tiny subsets (or synthetic stand-ins) so everything runs in seconds
 CASEBOOK_OFFLINE  ``1`` = never try to download
 CASEBOOK_ASSETS   where figures and results go (default ``<repo>/assets``)
+CASEBOOK_OUTPUTS  trained models and tool outputs (default ``<repo>/outputs``, git-ignored)
 CASEBOOK_MLFLOW   folder holding ``mlflow.db`` and ``mlartifacts/`` (default: the repository root)
 """
 from __future__ import annotations
@@ -57,6 +58,11 @@ def assets_root() -> Path:
 
 def results_dir() -> Path:
     return assets_root() / "results"
+
+
+def outputs_dir() -> Path:
+    """Trained models and tool outputs (git-ignored): ``$CASEBOOK_OUTPUTS`` or ``<repo>/outputs``."""
+    return Path(os.environ.get("CASEBOOK_OUTPUTS") or REPO_ROOT / "outputs").expanduser().resolve()
 
 
 def mlflow_dir() -> Path:

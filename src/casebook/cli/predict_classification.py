@@ -1,0 +1,82 @@
+"""predict-classification: apply a model written by train-classifier to a CSV.
+
+Examples:
+  predict-classification                                   # outputs/classifier/{model.skops,validation.csv}
+  predict-classification --model out/model.skops --data new.csv --output out/predictions.csv
+
+Feature columns are matched by name (any order); a missing or unexpected column is an error. If the CSV
+also has the model's target column, the classification report and accuracy are printed.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from . import CLIError, Parser, atomic_write_csv, check_writable_dir, read_table, run
+
+PROG = "predict-classification"
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path("outputs/classifier/model.skops"))
+    p.add_argument("--data", type=Path, help="CSV to predict (default: validation.csv beside the model)")
+    p.add_argument("--output", type=Path, help="predictions CSV (default: predictions.csv beside the model)")
+    return p
+
+
+def load_bundle(path: Path) -> dict:
+    if not path.is_file():
+        raise CLIError(f"model file not found: {path}")
+    from casebook.models import load_skops
+
+    try:
+        bundle = load_skops(path)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    except Exception as e:  # zip/JSON errors from a corrupt or foreign file
+        raise CLIError(f"{path} is not a valid model file ({type(e).__name__})") from None
+    if not isinstance(bundle, dict) or not {"pipeline", "features", "target"} <= set(bundle):
+        raise CLIError(f"{path} is not a train-classifier model (missing pipeline/features/target)")
+    return bundle
+
+
+def main_impl(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    data_path = args.data or args.model.parent / "validation.csv"
+    out_path = args.output or args.model.parent / "predictions.csv"
+    check_writable_dir(out_path.parent)
+    bundle = load_bundle(args.model)
+    features, target = bundle["features"], bundle["target"]
+    df = read_table(data_path, target)
+    cols = [c for c in map(str, df.columns) if c != target]
+    missing, extra = [f for f in features if f not in cols], [c for c in cols if c not in features]
+    if missing:
+        raise CLIError(f"{data_path}: missing feature columns {missing} (the model was trained on {features})")
+    if extra:
+        raise CLIError(f"{data_path}: unexpected columns {extra} (the model was trained on {features})")
+    X = df[features]  # reordered by name
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, classification_report
+
+    pred = bundle["pipeline"].predict(X)
+    out = pd.DataFrame({"prediction": pred})
+    atomic_write_csv(out, out_path)
+    print(f"predicted {len(out)} rows with {bundle.get('model', 'model')} → {out_path}")
+    if target in df.columns:
+        y = df[target].to_numpy()
+        print(classification_report(y, pred, digits=4, zero_division=0))
+        print(f"accuracy: {accuracy_score(y, pred):.4f}")
+    print(f"({time.perf_counter() - t0:.1f} s wall)")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(main_impl, PROG, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

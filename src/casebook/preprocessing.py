@@ -1,0 +1,115 @@
+"""Leak-free preprocessing: every step is a pipeline step, so it is fitted inside CV folds on training rows only.
+
+Samplers (SMOTE, :class:`IQROutlierRemover`) run only while a pipeline is *fitted*; at predict time they are
+skipped, so resampled or removed rows never reach evaluation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import PowerTransformer, StandardScaler
+
+from . import config
+
+
+class IQRClipper(TransformerMixin, BaseEstimator):
+    """Clip each feature to [Q1 − k·IQR, Q3 + k·IQR], the bounds learned from the rows it is fitted on."""
+
+    def __init__(self, k: float = 1.5):
+        self.k = k
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=float)
+        q1, q3 = np.percentile(X, [25, 75], axis=0)
+        self.lower_, self.upper_ = q1 - self.k * (q3 - q1), q3 + self.k * (q3 - q1)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
+
+
+class IQROutlierRemover(BaseEstimator):
+    """A sampler (imblearn ``fit_resample`` protocol): drops *training* rows with any feature outside
+    [Q1 − k·IQR, Q3 + k·IQR]. Test rows are never dropped: samplers are skipped at predict time."""
+
+    def __init__(self, k: float = 3.0):
+        self.k = k
+
+    def fit(self, X, y=None):
+        self.clipper_ = IQRClipper(self.k).fit(X)
+        return self
+
+    def fit_resample(self, X, y):
+        self.fit(X, y)
+        Xa = np.asarray(X, dtype=float)
+        keep = np.all((Xa >= self.clipper_.lower_) & (Xa <= self.clipper_.upper_), axis=1)
+        self.n_removed_ = int((~keep).sum())
+        return (X[keep] if not isinstance(X, pd.DataFrame) else X.loc[keep]), np.asarray(y)[keep]
+
+
+OUTLIER_OPTIONS = ("none", "clip", "remove")
+BALANCE_OPTIONS = ("none", "smote", "class_weight")
+
+
+def with_class_weight(model, y=None):
+    """``model`` asked to weigh classes inversely to their frequency, where its API allows it."""
+    model = clone(model)
+    params = model.get_params()
+    if "class_weight" in params:
+        model.set_params(class_weight="balanced")
+    elif "scale_pos_weight" in params and y is not None:  # XGBoost
+        y = np.asarray(y)
+        model.set_params(scale_pos_weight=float((y == 0).sum() / max((y == 1).sum(), 1)))
+    return model
+
+
+def make_pipeline(model, outliers: str = "none", balance: str = "none", power: bool = True, seed: int = 42,
+                  y_train=None):
+    """imblearn Pipeline: [outliers] → Yeo-Johnson → StandardScaler → [SMOTE] → model.
+
+    ``outliers``: none / clip (:class:`IQRClipper`) / remove (:class:`IQROutlierRemover`, training rows only);
+    ``balance``: none / smote / class_weight (``y_train`` is needed for XGBoost's ``scale_pos_weight``).
+    """
+    from imblearn.over_sampling import SMOTE
+    from imblearn.pipeline import Pipeline
+
+    if outliers not in OUTLIER_OPTIONS or balance not in BALANCE_OPTIONS:
+        raise ValueError(f"outliers must be one of {OUTLIER_OPTIONS}, balance one of {BALANCE_OPTIONS}")
+    steps = []
+    if outliers == "clip":
+        steps.append(("outliers", IQRClipper()))
+    elif outliers == "remove":
+        steps.append(("outliers", IQROutlierRemover()))
+    if power:
+        steps.append(("power", PowerTransformer(method="yeo-johnson", standardize=False)))
+    steps.append(("scale", StandardScaler()))
+    if balance == "smote":
+        steps.append(("smote", SMOTE(random_state=seed)))
+    if balance == "class_weight":
+        model = with_class_weight(model, y_train)
+    steps.append(("model", model))
+    return Pipeline(steps)
+
+
+def stratified_split(X, y, test_size: float = 0.25, seed: int = config.DEFAULT_SEED):
+    """One stratified, seeded split: the test part keeps the real class ratio and is used once, at the end."""
+    return train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
+
+
+def split_three(X, y, test: float = 0.201, validation: float = 0.099, seed: int = config.DEFAULT_SEED):
+    """Stratified train / test / validation split (default sizes: the seed project's 7,000 / 2,010 / 990 of
+    10,000). Returns ``X_train, X_test, X_val, y_train, y_test, y_val``."""
+    n = len(y)
+    n_val, n_test = round(n * validation), round(n * test)
+    X_rest, X_val, y_rest, y_val = train_test_split(X, y, test_size=n_val, stratify=y, random_state=seed)
+    X_train, X_test, y_train, y_test = train_test_split(X_rest, y_rest, test_size=n_test, stratify=y_rest,
+                                                        random_state=seed)
+    return X_train, X_test, X_val, y_train, y_test, y_val
+
+
+def gamma_xy(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """MAGIC frame → (features, y) with hadron = 1 (the positive class, as in the seed project), gamma = 0."""
+    return df.drop(columns="class"), (df["class"].to_numpy() == "h").astype(int)

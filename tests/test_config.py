@@ -1,0 +1,37 @@
+import numpy as np
+
+from casebook import config
+
+
+def test_paths_follow_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CASEBOOK_DATA", str(tmp_path))
+    assert config.data_root() == tmp_path.resolve()
+    monkeypatch.delenv("CASEBOOK_DATA")
+    assert config.data_root() == config.REPO_ROOT / "data"
+    assert (config.REPO_ROOT / "pyproject.toml").is_file()
+
+
+def test_smoke_flag_and_pick(monkeypatch):
+    monkeypatch.setenv("CASEBOOK_SMOKE", "1")
+    assert config.is_smoke() and config.pick(100, 3) == 3
+    monkeypatch.setenv("CASEBOOK_SMOKE", "0")
+    assert not config.is_smoke() and config.pick(100, 3) == 100
+
+
+def test_mlflow_uri_is_absolute_sqlite(monkeypatch, tmp_path):
+    monkeypatch.setenv("CASEBOOK_MLFLOW", str(tmp_path))
+    uri = config.mlflow_tracking_uri()
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert config.mlflow_artifact_root().startswith("file:///")
+
+
+def test_seed_everything_is_reproducible():
+    import torch
+
+    config.seed_everything(7)
+    a = (np.random.rand(3), torch.rand(3))
+    config.seed_everything(7)
+    b = (np.random.rand(3), torch.rand(3))
+    assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    config.seed_everything(8)
+    assert not np.array_equal(a[0], np.random.rand(3))

@@ -1,0 +1,52 @@
+"""No Docker engine runs here: these tests keep the image's steps identical to the Makefile's."""
+import re
+import subprocess
+
+import yaml
+
+from casebook import config
+
+ROOT = config.REPO_ROOT
+
+
+def _recipe(target: str) -> list[str]:
+    text = (ROOT / "Makefile").read_text()
+    m = re.search(rf"^{re.escape(target)}:.*?\n((?:\t.*\n)+)", text, re.M)
+    assert m, f"no recipe for {target}"
+    return [line.strip() for line in m.group(1).splitlines()]
+
+
+def test_makefile_install_recipe_is_the_documented_one():
+    steps = " ; ".join(_recipe("$(STAMP)"))
+    for needed in ("-m venv", "pip install --quiet -r requirements.txt", "-e .", "pip uninstall --quiet -y triton"):
+        assert needed in steps
+
+
+def test_dockerfile_installs_and_runs_through_make():
+    text = (ROOT / "Dockerfile").read_text()
+    runs = re.findall(r"^RUN (.*)$", text, re.M)
+    assert any(r.startswith("make venv") for r in runs), "image must install with `make venv`"
+    assert not any("pip install" in r for r in runs), "pip steps belong in the Makefile only"
+    assert text.startswith("#") and "FROM python:3.11-slim" in text and "graphviz" in text
+    assert re.search(r"^USER casebook$", text, re.M), "non-root user"
+    assert re.search(r'^CMD \["make", "lab".*"LAB_IP=0.0.0.0"\]', text, re.M)
+
+
+def test_make_targets_resolve():
+    out = subprocess.run(["make", "-n", "lab", "mlflow-ui", "STAMP=Makefile"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert "jupyter lab --ip=127.0.0.1 --port=8888" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out and "--port 5000" in out
+
+
+def test_compose_services():
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = spec["services"]
+    assert {"lab", "mlflow", "training", "prediction"} <= set(services)
+    assert services["lab"]["ports"] == ["8888:8888"] and services["mlflow"]["ports"] == ["5000:5000"]
+    out_vol = lambda s: [v for v in services[s]["volumes"] if v.startswith("output:")]
+    assert out_vol("training") and out_vol("training") == out_vol("prediction")
+    assert services["training"]["entrypoint"] == ["train-classifier"]
+    assert services["prediction"]["entrypoint"] == ["predict-classification"]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "data", "mlflow.db", "mlruns"} <= set(ignored)

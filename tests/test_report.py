@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+
+from casebook import config, report
+
+
+def test_bootstrap_ci_brackets_the_value_and_shrinks_with_n(full):
+    rng = np.random.default_rng(0)
+    def run(n):
+        y = rng.integers(0, 2, n)
+        s = np.clip(y * 0.6 + rng.normal(0.2, 0.3, n), 0, 1)
+        return report.bootstrap_metrics(y, (s > 0.5).astype(int), s, n_boot=300)
+    small, big = run(200), run(5000)
+    for m in ("accuracy", "roc_auc", "pr_auc", "f1"):
+        lo, hi = big[m]["ci95"]
+        assert lo <= big[m]["value"] <= hi
+        assert hi - lo < small[m]["ci95"][1] - small[m]["ci95"][0]
+
+
+def test_bootstrap_perfect_predictions():
+    y = np.array([0, 1] * 50)
+    r = report.bootstrap_metrics(y, y, y.astype(float), n_boot=50)
+    assert r["accuracy"] == {"value": 1.0, "ci95": [1.0, 1.0]}
+
+
+def test_tpr_at_fpr():
+    y = np.array([0] * 100 + [1] * 100)
+    s = np.r_[np.linspace(0, 0.5, 100), np.linspace(0.4, 1.0, 100)]
+    assert report.tpr_at_fpr(y, s, 0.0) < report.tpr_at_fpr(y, s, 0.05) <= 1.0
+    assert report.tpr_at_fpr(y, s, 0.5) == 1.0
+
+
+def _models():
+    return {"a": {"accuracy": {"value": 0.9, "ci95": [0.88, 0.92]}}, "b": {"accuracy": {"value": 0.8, "ci95": [0.7, 0.9]}}}
+
+
+def test_results_file_schema_and_readme_table(tmp_path):
+    path = report.write_results("demo", "toy", "80/20 split", 12.3, _models(), "a")
+    d = json.loads(path.read_text())
+    assert path.parent == config.results_dir() and d["best"] == "a" and d["runtime_s"] == 12.3
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n")
+    assert report.update_readme(readme, path.parent)
+    text = readme.read_text()
+    assert "| demo" in text and "0.900 [0.880, 0.920]" in text and "old" not in text and text.endswith("outro\n")
+    assert not report.update_readme(readme, path.parent)  # idempotent
+
+
+def test_bad_results_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="best model"):
+        report.write_results("demo2", "toy", "p", 1, _models(), "zzz")
+    with pytest.raises(ValueError, match="ci95"):
+        report.write_results("demo2", "toy", "p", 1, {"a": {"accuracy": 0.9}}, "a")
+    assert not (config.results_dir() / "demo2.json").exists()
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="results:start"):
+        report.update_readme(readme)
+
+
+def test_figures_are_saved_under_assets():
+    import matplotlib.pyplot as plt
+
+    ax = report.plot_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], ["neg", "pos"])
+    path = report.save_fig(ax.figure, "00_test", "cm")
+    plt.close("all")
+    assert path == config.assets_root() / "00_test" / "cm.png" and path.stat().st_size > 1000
+    axes = report.plot_learning_curves({"loss": [1, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8]})
+    assert len(axes) == 2
+    report.plot_roc_pr(np.array([0, 1, 0, 1]), {"m": np.array([0.1, 0.9, 0.4, 0.6])})
+    plt.close("all")
+
+
+def test_classification_report_frame():
+    df = report.classification_report_frame([0, 1, 1, 2], [0, 1, 2, 2], ["a", "b", "c"])
+    assert list(df.index[:3]) == ["a", "b", "c"] and df.loc["b", "recall"] == 0.5 and df.attrs["accuracy"] == 0.75
+
+
+def test_vectorised_bootstrap_equals_the_reference_loop(full):
+    """The fast path must give exactly what scikit-learn gives on each resample."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    s = np.round(np.clip(y * 0.4 + rng.normal(0.3, 0.3, 300), 0, 1), 1)  # rounded: many ties
+    p = (s > 0.5).astype(int)
+    fast = report.bootstrap_metrics(y, p, s, n_boot=100, seed=1)
+    slow_fns = {k: (lambda f: lambda a, b, c: f(a, b, c))(f) for k, f in report.CLASSIFICATION_METRICS.items()}
+    slow = report.bootstrap_metrics(y, p, s, metrics=slow_fns, n_boot=100, seed=1)
+    assert fast == slow
+    yr = rng.normal(size=200)
+    pr = yr + rng.normal(0, 0.5, 200)
+    fast = report.bootstrap_metrics(yr, pr, metrics=report.REGRESSION_METRICS, n_boot=50)
+    slow = report.bootstrap_metrics(yr, pr, metrics={k: (lambda f: lambda a, b, c: f(a, b, c))(f)
+                                                     for k, f in report.REGRESSION_METRICS.items()}, n_boot=50)
+    for k in fast:
+        np.testing.assert_allclose(fast[k]["ci95"], slow[k]["ci95"], rtol=1e-6)

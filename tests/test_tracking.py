@@ -1,0 +1,33 @@
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from casebook import config, tracking
+
+
+def test_flatten():
+    flat = tracking.flatten({"a": 1, "b": {"c": 2}, "layers": [{"type": "dense", "units": 8}]})
+    assert flat == {"a": 1, "b.c": 2, "layers.0.type": "dense", "layers.0.units": 8}
+
+
+def test_runs_land_in_the_configured_sqlite_store_and_models_round_trip():
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    y = (x[:, 0] > 0).astype(int)
+    model = LogisticRegression().fit(x, y)
+    with tracking.run("test-exp", tracking.next_run_name("test-exp", "lr"), params={"C": 1.0, "opt": {"tol": 1e-4}},
+                      tags={"stage": "candidate"}) as r:
+        tracking.log_metrics({"accuracy": {"value": 0.9, "ci95": [0.8, 0.95]}, "loss": 0.3})
+        tracking.log_history({"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
+        info = tracking.log_model(model, "sklearn", input_example=x[:5])
+    assert (config.mlflow_dir() / "mlflow.db").is_file()
+    runs = tracking.search("test-exp")
+    row = runs.iloc[0]
+    assert row["tags.mlflow.runName"] == "lr#1" and row["params.opt.tol"] == "0.0001"
+    assert row["metrics.accuracy_ci_lo"] == 0.8 and row["metrics.val_loss"] == 0.6
+    assert tracking.next_run_name("test-exp", "lr") == "lr#2"
+    import mlflow
+
+    loaded = mlflow.sklearn.load_model(info.model_uri)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    assert r.info.artifact_uri.startswith(config.mlflow_artifact_root())
+    table = tracking.compare("test-exp", metrics=["accuracy"], params=["C"], sort_by="accuracy")
+    assert list(table.columns) == ["run", "C", "accuracy"]
