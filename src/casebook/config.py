@@ -85,14 +85,18 @@ def pick(full, smoke):
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ and Python start-up chatter (call before importing it)."""
+    """Silence TensorFlow's C++ and Python start-up chatter (call before importing it). oneDNN stays on:
+    it halves the cost of CPU convolutions."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import logging
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    import sys
+
+    if "tensorflow" in sys.modules:  # importing TensorFlow resets its logger: call again after the import
+        sys.modules["tensorflow"].get_logger().setLevel(logging.ERROR)
 
 
 def seed_everything(seed: int = DEFAULT_SEED) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -289,6 +288,15 @@ def verify_all() -> dict[str, str]:
     return status
 
 
+def available(key: str) -> bool:
+    """True when dataset ``key`` is in the data root and verifies (never downloads)."""
+    try:
+        dataset_dir(key, download=False)
+        return True
+    except DataError:
+        return False
+
+
 def _real_or_none(key: str) -> Path | None:
     """Smoke mode: the real folder if present (verified), else None (caller builds a stand-in)."""
     try:
@@ -404,7 +412,7 @@ def torchvision_dataset(kind: str = "mnist", train: bool = True, transform=None)
             return len(y)
 
         def __getitem__(self, i):
-            img = Image.fromarray(x[i], mode="L")
+            img = Image.fromarray(x[i])  # uint8 (28, 28) → mode "L"
             return (self.transform(img) if self.transform else img), int(y[i])
 
     return _ArrayDataset(root=str(config.data_root()), transform=transform)

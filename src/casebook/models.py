@@ -177,6 +177,342 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return est
 
 
+# --------------------------------------------------------------------------------------- deep-learning practice
+
+
+def make_mnist_cnn():
+    """The MNIST CNN, exactly: Conv2d(1,16,3,p=1) → ReLU → MaxPool2 → Conv2d(16,32,3,p=1) → ReLU → MaxPool2 →
+    Flatten (32·7·7 = 1568) → Linear(1568,128) → ReLU → Linear(128,10). Outputs logits."""
+    import torch.nn as nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1568, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def make_housing_mlp(n_features: int = 8, learning_rate: float = 1e-3):
+    """Keras MLP for California Housing, exactly: Dense(64, relu) → Dense(32, relu) → Dense(1); Adam, MSE, MAE."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((n_features,)), layers.Dense(64, activation="relu"),
+                              layers.Dense(32, activation="relu"), layers.Dense(1)], name="housing_mlp")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])
+    return model
+
+
+def fashion_augmentation(seed: int = config.DEFAULT_SEED):
+    """Keras 3 preprocessing layers equivalent to the seed's ImageDataGenerator(rotation_range=10,
+    zoom_range=0.1, width_shift_range=0.1, height_shift_range=0.1). Active only in training."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([layers.RandomRotation(10 / 360, fill_mode="nearest", seed=seed),
+                             layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 1),
+                             layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 2)],
+                            name="augmentation")
+
+
+def make_fashion_cnn(augment: bool = False, dropout: float = 0.2, seed: int = config.DEFAULT_SEED):
+    """Keras CNN for Fashion-MNIST: [augmentation] → Conv2D(32,3)+ReLU → MaxPool → Dropout → Conv2D(64,3)+ReLU →
+    MaxPool → Dropout → Flatten → Dense(128, relu) → Dropout → Dense(10, softmax); Adam, categorical CE.
+    Dropout rates (unspecified by the seed): ``dropout`` after each conv block, twice that before the output."""
+    import keras
+    from keras import layers
+
+    stack = [keras.Input((28, 28, 1))] + ([fashion_augmentation(seed)] if augment else []) + [
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(), layers.Dropout(dropout),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(), layers.Dropout(dropout),
+        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(2 * dropout),
+        layers.Dense(10, activation="softmax")]
+    model = keras.Sequential(stack, name="fashion_cnn_aug" if augment else "fashion_cnn")
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+# --------------------------------------------------------------------------------------- redshift reliability
+
+
+def _conv_block(x, filters: int, kernel: int, pool: int, n_convs: int = 1):
+    from keras import layers
+
+    for _ in range(n_convs):
+        x = layers.Conv1D(filters, kernel, padding="same", activation="relu")(x)
+    return layers.MaxPooling1D(pool)(x)
+
+
+def _head(x, n_classes: int):
+    from keras import layers
+
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(32, activation="relu")(x)
+    return layers.Dense(n_classes, activation="softmax")(x)
+
+
+def _compile(model, lr: float):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+DOWNSAMPLE = 4  # input max-pooling: 17,908 → 4,477 steps (4e-4 in ln(1+z), narrower than any peak)
+
+
+def _pdf_input(input_length: int, downsample: int):
+    """The PDF input and, with ``downsample > 1``, a max-pooling that keeps every peak's height while cutting
+    the convolutions' cost by that factor (what makes a CNN epoch on 10,000 PDFs fit in seconds on a CPU)."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((input_length, 1), name="pdf")
+    return inp, (layers.MaxPooling1D(downsample, name="downsample")(inp) if downsample > 1 else inp)
+
+
+def make_CNN(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """[input max-pool] → 3 conv blocks (Conv1D 32/9, 64/6, 128/3, ReLU, max-pooling 4) → Dense 64 → 32 → softmax."""
+    import keras
+    from keras import layers
+
+    inp, x = _pdf_input(input_length, downsample)
+    x = _conv_block(x, 32, 9, 4)
+    x = _conv_block(x, 64, 6, 4)
+    x = _conv_block(x, 128, 3, 4)
+    x = layers.GlobalMaxPooling1D()(x)
+    return _compile(keras.Model(inp, _head(x, n_classes), name="CNN"), lr)
+
+
+def make_CNN8(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """[input max-pool] → 4 blocks of two convolutions (32/10, 64/6, 128/5, 256/3), each with ReLU (the seed forgot
+    them), max-pooling 4 → Dense 64 → 32 → softmax."""
+    import keras
+    from keras import layers
+
+    inp, x = _pdf_input(input_length, downsample)
+    for f, k in ((32, 10), (64, 6), (128, 5), (256, 3)):
+        x = _conv_block(x, f, k, 4, n_convs=2)
+    x = layers.GlobalMaxPooling1D()(x)
+    return _compile(keras.Model(inp, _head(x, n_classes), name="CNN8"), lr)
+
+
+def _recurrent(input_length: int, n_classes: int, cell: str, lr: float, downsample: int):
+    import keras
+    from keras import layers
+
+    inp, x = _pdf_input(input_length, downsample)
+    # the trunk shortens 17,908 steps to ~70 (total pooling 256) so the recurrent layers train on a CPU
+    pools = (4, 4, 4) if downsample == 4 else (8, 8, 4)
+    x = _conv_block(x, 32, 9, pools[0])
+    x = _conv_block(x, 64, 6, pools[1])
+    x = _conv_block(x, 64, 3, pools[2])
+    rnn = layers.GRU if cell == "gru" else layers.LSTM
+    x = rnn(64, return_sequences=True)(x)
+    x = rnn(32)(x)
+    return _compile(keras.Model(inp, _head(x, n_classes), name="CNNGRU" if cell == "gru" else "CNNLSTM"), lr)
+
+
+def make_CNNGRU(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """Conv trunk (3 blocks, total pooling 256) → GRU(64, sequences) → GRU(32) → Dense 64 → 32 → softmax."""
+    return _recurrent(input_length, n_classes, "gru", lr, downsample)
+
+
+def make_CNNLSTM(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """Conv trunk (3 blocks, total pooling 256) → LSTM(64, sequences) → LSTM(32) → Dense 64 → 32 → softmax."""
+    return _recurrent(input_length, n_classes, "lstm", lr, downsample)
+
+
+def make_CNN_2inputs(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """PDF branch (the CNN trunk) + the estimated redshift as a second input (``z``, scaled in the model by a
+    Normalization layer to adapt on training data) → Dense 64 → 32 → softmax."""
+    import keras
+    from keras import layers
+
+    pdf, x = _pdf_input(input_length, downsample)
+    z = keras.Input((1,), name="z")
+    x = _conv_block(x, 32, 9, 4)
+    x = _conv_block(x, 64, 6, 4)
+    x = _conv_block(x, 128, 3, 4)
+    x = layers.GlobalMaxPooling1D()(x)
+    zn = layers.Normalization(name="z_scaler")(z)
+    x = layers.Concatenate()([x, zn])
+    return _compile(keras.Model([pdf, z], _head(x, n_classes), name="CNN_2inputs"), lr)
+
+
+REDSHIFT_MODELS = {"CNN": make_CNN, "CNN8": make_CNN8, "CNNGRU": make_CNNGRU, "CNNLSTM": make_CNNLSTM,
+                   "CNN_2inputs": make_CNN_2inputs}
+
+
+# --------------------------------------------------------------------------------------- transfer learning
+BACKBONES = {  # name → (keras.applications class, module holding its preprocess_input)
+    "mobilenetv2": ("MobileNetV2", "mobilenet_v2"),
+    "mobilenet": ("MobileNet", "mobilenet"),
+    "resnet50v2": ("ResNet50V2", "resnet_v2"),
+    "vgg16": ("VGG16", "vgg16"),
+    "densenet121": ("DenseNet121", "densenet"),
+    "efficientnetv2b2": ("EfficientNetV2B2", "efficientnet_v2"),
+}
+STRATEGIES = ("feature_extraction", "partial_fine_tuning", "fine_tuning")
+LAYER_TYPES = {"dense": ("units",), "dropout": ("rate",), "flatten": (), "batchnorm": ()}
+LOSSES = ("binary_crossentropy", "focal")
+REQUIRED_PARAMS = ("backbone", "strategy", "img_size")
+PARAM_DEFAULTS = {"alpha": 1.0, "weights": "imagenet", "learning_rate": 1e-3, "fixed_layers": None,
+                  "pooling": "avg", "augment": False, "loss": "binary_crossentropy", "equilibrate": True,
+                  "epochs": 5, "batch_size": 32}
+
+
+def validate_params(params: dict, added_layers: list) -> dict:
+    """``params`` with defaults filled in; ValueError naming the valid choices for anything unknown or missing."""
+    missing = [k for k in REQUIRED_PARAMS if k not in params]
+    if missing:
+        raise ValueError(f"missing params {missing}; required: {list(REQUIRED_PARAMS)}")
+    p = {**PARAM_DEFAULTS, **params}
+    if p["backbone"] not in BACKBONES:
+        raise ValueError(f"unknown backbone {p['backbone']!r}; valid: {', '.join(BACKBONES)}")
+    if p["strategy"] not in STRATEGIES:
+        raise ValueError(f"unknown strategy {p['strategy']!r}; valid: {', '.join(STRATEGIES)}")
+    if p["strategy"] == "partial_fine_tuning" and not isinstance(p["fixed_layers"], int):
+        raise ValueError("strategy 'partial_fine_tuning' needs params['fixed_layers'] (int: backbone layers kept frozen)")
+    if p["loss"] not in LOSSES:
+        raise ValueError(f"unknown loss {p['loss']!r}; valid: {', '.join(LOSSES)}")
+    if p["pooling"] not in ("avg", "max", "none"):
+        raise ValueError(f"unknown pooling {p['pooling']!r}; valid: avg, max, none")
+    for i, layer in enumerate(added_layers):
+        kind = layer.get("type") if isinstance(layer, dict) else None
+        if kind not in LAYER_TYPES:
+            raise ValueError(f"added_layers[{i}]: unknown layer type {kind!r}; valid: {', '.join(LAYER_TYPES)}")
+        lack = [k for k in LAYER_TYPES[kind] if k not in layer]
+        if lack:
+            raise ValueError(f"added_layers[{i}] ({kind}) is missing {lack}")
+    return p
+
+
+def preprocess_input(backbone: str):
+    """The backbone's own ``keras.applications.<module>.preprocess_input``."""
+    import importlib
+
+    return importlib.import_module(f"keras.applications.{BACKBONES[backbone][1]}").preprocess_input
+
+
+def make_backbone(p: dict):
+    """The ImageNet backbone without its top. Weights: ``'imagenet'`` (the data root's weight file where the
+    registry has it — offline — else Keras' download/cache), ``None`` (random: only when asked explicitly),
+    or a path to a weight file."""
+    import keras
+
+    from .data import KERAS_WEIGHTS, DataNotFoundError, keras_weights_path
+
+    cls = getattr(keras.applications, BACKBONES[p["backbone"]][0])
+    kwargs = {"input_shape": (p["img_size"], p["img_size"], 3), "include_top": False}
+    if p["backbone"] in ("mobilenet", "mobilenetv2"):
+        kwargs["alpha"] = p["alpha"]
+    if p["weights"] is None:
+        return cls(weights=None, **kwargs)
+    if p["weights"] != "imagenet":
+        net = cls(weights=None, **kwargs)
+        net.load_weights(p["weights"])
+        return net
+    key = f"{p['backbone']}_{p['alpha']:g}_224_no_top"
+    if key in KERAS_WEIGHTS:
+        try:
+            net = cls(weights=None, **kwargs)
+            net.load_weights(keras_weights_path(key))
+            return net
+        except DataNotFoundError:
+            pass
+    try:
+        return cls(weights="imagenet", **kwargs)
+    except Exception as e:  # offline: the download fails
+        raise ValueError(f"ImageNet weights for {p['backbone']} (alpha={p['alpha']}) are not available here "
+                         f"({type(e).__name__}); available offline: {', '.join(KERAS_WEIGHTS)} in the data root's "
+                         f"weights/ folder; or pass weights=None explicitly for random initialisation") from None
+
+
+def xray_augmentation(seed: int = config.DEFAULT_SEED):
+    """Small rotations, zooms and shifts (no horizontal flip: the heart is on the left of a chest X-ray)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([layers.RandomRotation(0.03, fill_mode="constant", seed=seed),
+                             layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 1),
+                             layers.RandomTranslation(0.05, 0.05, fill_mode="constant", seed=seed + 2)],
+                            name="augmentation")
+
+
+def compile_binary(model, p: dict):
+    import keras
+
+    loss = (keras.losses.BinaryFocalCrossentropy(gamma=2.0) if p["loss"] == "focal"
+            else keras.losses.BinaryCrossentropy())
+    model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss,
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
+    return model
+
+
+def build_model(params: dict, added_layers: list):
+    """One factory for every transfer-learning run.
+
+    ``params``: backbone (``mobilenetv2 mobilenet resnet50v2 vgg16 densenet121 efficientnetv2b2``), strategy
+    (``feature_extraction``: backbone frozen; ``partial_fine_tuning``: its first ``fixed_layers`` layers frozen;
+    ``fine_tuning``: all trainable), img_size, and optional alpha (MobileNets), weights, learning_rate, pooling,
+    augment, loss (``binary_crossentropy`` / ``focal``). ``added_layers``: dicts of type dense (units,
+    activation) / dropout (rate) / flatten / batchnorm, stacked before a sigmoid output (P(pneumonia)).
+
+    The model is ``image → features (augmentation, backbone called with training=False so BatchNorm stays in
+    inference mode, pooling) → head``; ``model.get_layer("features")`` and ``model.get_layer("head")`` are
+    usable on their own (train the head on cached features: same weights, far less CPU).
+    """
+    import keras
+    from keras import layers
+
+    p = validate_params(params, added_layers)
+    backbone = make_backbone(p)
+    inp = keras.Input((p["img_size"], p["img_size"], 3), name="image")
+    x = xray_augmentation()(inp) if p["augment"] else inp
+    x = backbone(x, training=False)
+    if p["pooling"] == "avg":
+        x = layers.GlobalAveragePooling2D(name="pooled")(x)
+    elif p["pooling"] == "max":
+        x = layers.GlobalMaxPooling2D(name="pooled")(x)
+    features = keras.Model(inp, x, name="features")
+    h_in = keras.Input(features.output.shape[1:], name="features_in")
+    h = h_in
+    for layer in added_layers:
+        kind = layer["type"]
+        if kind == "dense":
+            h = layers.Dense(layer["units"], activation=layer.get("activation", "relu"))(h)
+        elif kind == "dropout":
+            h = layers.Dropout(layer["rate"])(h)
+        elif kind == "flatten":
+            h = layers.Flatten()(h)
+        else:
+            h = layers.BatchNormalization()(h)
+    if len(h.shape) > 2:
+        h = layers.Flatten()(h)
+    head = keras.Model(h_in, layers.Dense(1, activation="sigmoid", name="p_pneumonia")(h), name="head")
+    model = keras.Model(inp, head(features(inp)), name=f"{p['backbone']}_{p['strategy']}")
+    backbone.trainable = p["strategy"] != "feature_extraction"
+    if p["strategy"] == "partial_fine_tuning":
+        for layer in backbone.layers[: p["fixed_layers"]]:
+            layer.trainable = False
+    compile_binary(head, p)
+    compile_binary(model, p)
+    model.casebook_params = p
+    return model
+
+
+def trainable_backbone_layers(model) -> int:
+    """How many of the backbone's layers have trainable weights (the strategy's effect, for tests and logs)."""
+    return sum(1 for layer in backbone_of(model).layers if layer.trainable and layer.weights)
+
+
+def backbone_of(model):
+    """The keras.applications backbone inside a :func:`build_model` model."""
+    return [layer for layer in model.get_layer("features").layers
+            if hasattr(layer, "layers") and layer.name != "augmentation"][0]
+
+
 # --------------------------------------------------------------------------------------- safe persistence
 TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "casebook.", "numpy.", "xgboost.", "builtins.", "collections.")
 

@@ -113,3 +113,68 @@ def split_three(X, y, test: float = 0.201, validation: float = 0.099, seed: int 
 def gamma_xy(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """MAGIC frame → (features, y) with hadron = 1 (the positive class, as in the seed project), gamma = 0."""
     return df.drop(columns="class"), (df["class"].to_numpy() == "h").astype(int)
+
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def images_to_tensor(x, mean: float = MNIST_MEAN, std: float = MNIST_STD):
+    """uint8 images (N, 28, 28) → normalised float32 torch tensor (N, 1, 28, 28), all at once (vectorised)."""
+    import torch
+
+    return (torch.from_numpy(np.ascontiguousarray(x)).float().div_(255).sub_(mean).div_(std)).unsqueeze(1)
+
+
+def holdout_split(n: int, n_val: int, y=None, seed: int = config.DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays (train, validation) carving a stratified validation set of ``n_val`` rows out of training
+    data (the test set is never used for monitoring)."""
+    idx = np.arange(n)
+    tr, va = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
+    return np.sort(tr), np.sort(va)
+
+
+# ------------------------------------------------------------------------------------------------ chest X-rays
+
+
+def grouped_split(index, val_fraction: float = 0.15, seed: int = config.DEFAULT_SEED):
+    """Split a chest X-ray index's *training* rows into train / validation, stratified by label and grouped by
+    patient (no patient on both sides). Returns two DataFrames."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    df = index[index["split"] == "train"].reset_index(drop=True)
+    k = max(2, round(1 / val_fraction))
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    tr, va = next(cv.split(df, df["label"], groups=df["patient_id"]))
+    return df.iloc[tr].reset_index(drop=True), df.iloc[va].reset_index(drop=True)
+
+
+def xray_dataset(paths, labels, img_size: int = 224, preprocess=None, batch_size: int = 32, shuffle: bool = False,
+                 cache: bool = True, seed: int = config.DEFAULT_SEED):
+    """``tf.data`` pipeline streaming JPEGs from disk: decode as grey → pad to square (keeping the aspect ratio)
+    → resize to ``img_size`` → grey to 3 channels → cache (as uint8-range images, not the float set) →
+    [shuffle] → batch → the backbone's own ``preprocess`` → prefetch. Yields ``(images, labels)``."""
+    import tensorflow as tf
+
+    def load(path, label):
+        img = tf.io.decode_jpeg(tf.io.read_file(path), channels=1)
+        img = tf.image.resize_with_pad(img, img_size, img_size, antialias=True)
+        img = tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+        return tf.image.grayscale_to_rgb(img), label
+
+    ds = tf.data.Dataset.from_tensor_slices((list(map(str, paths)), np.asarray(labels, dtype=np.float32)))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if preprocess is not None:
+        ds = ds.map(lambda x, y: (preprocess(tf.cast(x, tf.float32)), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def class_weights(y) -> dict:
+    """Inverse-frequency class weights (``equilibrate``): n / (n_classes * count)."""
+    y = np.asarray(y).astype(int)
+    counts = np.bincount(y)
+    return {c: float(len(y) / (len(counts) * n)) for c, n in enumerate(counts)}

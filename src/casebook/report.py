@@ -227,7 +227,8 @@ def _balanced(Y, P):
     return np.sum(recalls, axis=0) / np.maximum(np.sum(present, axis=0), 1)
 
 
-_STANDARD = {**CLASSIFICATION_METRICS, **MULTICLASS_METRICS, **REGRESSION_METRICS}
+_STANDARD = {id(f): name for d in (CLASSIFICATION_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS)
+             for name, f in d.items()}
 
 
 def bootstrap_metrics(y_true, y_pred, y_score=None, metrics: Mapping[str, Callable] | None = None,
@@ -251,8 +252,9 @@ def bootstrap_metrics(y_true, y_pred, y_score=None, metrics: Mapping[str, Callab
         if y_score is None and name in ("roc_auc", "pr_auc"):
             continue
         value = _safe(fn, y_true, y_pred, y_score)
-        if name in _BATCH and fn is _STANDARD.get(name):
-            boots = _BATCH[name](Y, P, S)
+        std = _STANDARD.get(id(fn))
+        if std in _BATCH:
+            boots = _BATCH[std](Y, P, S)
         else:
             boots = np.array([_safe(fn, y_true[i], y_pred[i], None if y_score is None else y_score[i]) for i in idx])
         lo, hi = np.nanpercentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
@@ -310,6 +312,26 @@ def plot_confusion_grid(y_true, predictions: Mapping[str, np.ndarray], labels: l
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def choose_threshold(y_true, score) -> float:
+    """Decision threshold maximising Youden's J (TPR − FPR) — to be chosen on validation data only."""
+    fpr, tpr, thr = skm.roc_curve(y_true, score)
+    return float(np.clip(thr[np.argmax(tpr - fpr)], 0, 1))
+
+
+def per_class_metrics(names=("normal", "pneumonia")) -> dict:
+    """Accuracy, recall and precision of each class, and ROC-AUC / PR-AUC of class 1 (``names[1]``)."""
+    n0, n1 = names
+    return {
+        "accuracy": CLASSIFICATION_METRICS["accuracy"],
+        f"recall_{n1}": CLASSIFICATION_METRICS["recall"],
+        f"precision_{n1}": CLASSIFICATION_METRICS["precision"],
+        f"recall_{n0}": lambda y, p, s: skm.recall_score(y, p, pos_label=0, zero_division=0),
+        f"precision_{n0}": lambda y, p, s: skm.precision_score(y, p, pos_label=0, zero_division=0),
+        f"roc_auc_{n1}": CLASSIFICATION_METRICS["roc_auc"],
+        f"pr_auc_{n1}": CLASSIFICATION_METRICS["pr_auc"],
+    }
 
 
 # ------------------------------------------------------------------------------------------- results files
@@ -398,6 +420,93 @@ def update_readme(readme: Path | None = None, results_dir: Path | None = None) -
     if new != text:
         _atomic_write_text(readme, new)
     return new != text
+
+
+# ------------------------------------------------------------------------------------------- training records
+
+
+def training_record(model, history: Mapping, y_train, pred_train, y_test, pred_test, class_names: list[str]) -> dict:
+    """The seed's ``save_in_dict``, as JSON-able data (no pickle): confusion matrices (train, test), class
+    names, per-epoch acc / loss / val_acc / val_loss / learning rate, classification report, model summary."""
+    h = {k: [float(v) for v in vals] for k, vals in history.items()}
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    n = len(class_names)
+    return {
+        "class_names": list(class_names),
+        "cm_train": skm.confusion_matrix(y_train, pred_train, labels=range(n)).tolist(),
+        "cm_test": skm.confusion_matrix(y_test, pred_test, labels=range(n)).tolist(),
+        "acc": h.get("accuracy", []), "loss": h.get("loss", []),
+        "val_acc": h.get("val_accuracy", []), "val_loss": h.get("val_loss", []),
+        "lr": h.get("learning_rate", h.get("lr", [])),
+        "best_epoch": int(np.argmin(h["val_loss"])) + 1 if h.get("val_loss") else len(h.get("loss", [])),
+        "report": skm.classification_report(y_test, pred_test, labels=range(n), target_names=class_names,
+                                            output_dict=True, zero_division=0),
+        "summary": "\n".join(lines),
+        "y_test": [int(v) for v in y_test],
+        "pred_test": [int(v) for v in pred_test],
+    }
+
+
+def save_record(record: Mapping, path: Path) -> Path:
+    _atomic_write_text(Path(path), json.dumps(record, indent=1, default=float))
+    return Path(path)
+
+
+def _cm_panel(ax, cm, names, title):
+    cm = np.asarray(cm)
+    rows = cm.sum(1, keepdims=True)
+    pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0) * 100
+    ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    for (i, j), v in np.ndenumerate(pct):
+        ax.text(j, i, f"{v:.1f}%\n({cm[i, j]})", ha="center", va="center", fontsize=9,
+                color="white" if v > 60 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+
+
+def record_figure(record: Mapping, title: str = ""):
+    """The seed's 2×2 report: (a) train and (b) test confusion matrices in row % with counts, (c) learning
+    curves with the best epoch marked and y-limits fitted to the data, (d) per-class precision / recall / F1 /
+    support table."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9.5))
+    names = record["class_names"]
+    _cm_panel(axes[0, 0], record["cm_train"], names, "(a) train confusion matrix")
+    _cm_panel(axes[0, 1], record["cm_test"], names, "(b) test confusion matrix")
+    ax = axes[1, 0]
+    epochs = np.arange(1, len(record["loss"]) + 1)
+    for key, style in (("loss", "-"), ("val_loss", "--")):
+        if record.get(key):
+            ax.plot(epochs, record[key], style, color="tab:red", label=key)
+    ax2 = ax.twinx()
+    for key, style in (("acc", "-"), ("val_acc", "--")):
+        if record.get(key):
+            ax2.plot(epochs, record[key], style, color="tab:blue", label=key)
+    ax.axvline(record["best_epoch"], color="grey", ls=":", label=f"best epoch {record['best_epoch']}")
+    losses = np.concatenate([record["loss"], record.get("val_loss") or []])
+    accs = np.concatenate([record["acc"], record.get("val_acc") or []])
+    pad = lambda lo, hi: (lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
+    ax.set_ylim(*pad(losses.min(), losses.max()))
+    ax2.set_ylim(*pad(accs.min(), accs.max()))
+    ax.set(xlabel="epoch", ylabel="loss", title="(c) learning curves")
+    ax2.set_ylabel("accuracy")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="center right")
+    ax = axes[1, 1]
+    ax.axis("off")
+    rep = record["report"]
+    rows = [[n, f"{rep[n]['precision']:.3f}", f"{rep[n]['recall']:.3f}", f"{rep[n]['f1-score']:.3f}",
+             f"{int(rep[n]['support'])}"] for n in names]
+    rows.append(["accuracy", "", "", f"{rep['accuracy']:.3f}", f"{int(rep['macro avg']['support'])}"])
+    table = ax.table(cellText=rows, colLabels=["class", "precision", "recall", "F1", "support"], loc="center")
+    table.scale(1, 1.6)
+    ax.set_title("(d) test set, per class")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 # ------------------------------------------------------------------------------------------- run facts

@@ -111,7 +111,9 @@ def log_model(model, flavor: str, name: str = "model", input_example=None, regis
     """Log a model with explicit pip requirements (no slow inference) and, given an input example, a
     signature. ``flavor``: ``sklearn``, ``pytorch`` or ``keras``."""
     mlflow = _mlflow()
-    module = getattr(mlflow, "tensorflow" if flavor == "keras" else flavor)
+    import importlib
+
+    module = importlib.import_module(f"mlflow.{flavor}")
     if flavor == "sklearn":
         kwargs.setdefault("serialization_format", "skops")
         kwargs.setdefault("skops_trusted_types", None)
@@ -170,3 +172,28 @@ def log_json_artifact(obj, name: str) -> None:
         p = Path(tmp) / name
         p.write_text(json.dumps(obj, indent=2, default=float))
         mlflow.log_artifact(str(p))
+
+
+def register_alias(run_id: str, model_name: str, alias: str = "champion", artifact: str = "model") -> int:
+    """Register ``runs:/<run_id>/<artifact>`` as a new version of ``model_name`` and point ``alias`` at it
+    (aliases, not the deprecated stages). Returns the version number."""
+    mlflow = _mlflow()
+    from mlflow import MlflowClient
+
+    run = MlflowClient().get_run(run_id)
+    logged = [m for m in (mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                                          filter_string=f"source_run_id = '{run_id}'",
+                                                          output_format="list") or [])
+              if m.name == artifact]
+    source = logged[0].model_uri if logged else f"runs:/{run_id}/{artifact}"
+    version = mlflow.register_model(source, model_name)
+    MlflowClient().set_registered_model_alias(model_name, alias, version.version)
+    return int(version.version)
+
+
+def load_by_alias(model_name: str, alias: str = "champion", flavor: str = "keras"):
+    """``models:/<name>@<alias>`` loaded with its flavor (e.g. the registered champion)."""
+    import importlib
+
+    _mlflow()
+    return importlib.import_module(f"mlflow.{flavor}").load_model(f"models:/{model_name}@{alias}")

@@ -16,7 +16,7 @@ import pandas as pd
 def _progress(iterable, enabled: bool, **kw):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(iterable, **kw)
 
@@ -146,3 +146,195 @@ def train_tabular(X, y, model: str, cv_folds: int = 5, seed: int = 42) -> dict:
     return {"pipeline": pipe, "cv_scores": scores, "X_train": X_train, "y_train": y_train, "X_test": X_test,
             "y_test": y_test, "X_val": X_val, "y_val": y_val, "test_pred": pipe.predict(X_test),
             "val_pred": pipe.predict(X_val)}
+
+
+def channels_last(model, *tensors):
+    """Model and image tensors in NHWC memory layout (oneDNN's preferred layout on CPUs: ~1.7x faster
+    convolutions here). Values and results are unchanged."""
+    import torch
+
+    return (model.to(memory_format=torch.channels_last),
+            *[t.contiguous(memory_format=torch.channels_last) for t in tensors])
+
+
+def benchmark_loops(make_model, x, y, dataset, n_batches: int = 200, batch_size: int = 64, lr: float = 1e-3,
+                    x_val=None, y_val=None, seed: int = 42) -> pd.DataFrame:
+    """Side-by-side timing of the same training on the same number of batches, from the same initial weights:
+    (a) this package's loop: :func:`torch_fit` on pre-normalised in-memory tensors in channels-last layout;
+    (b) the textbook ``DataLoader`` over a dataset whose per-sample transform converts and normalises every
+    image on the fly, default layout. Returns seconds, ms per batch and validation accuracy for each, and the
+    speed-up (``.attrs['speedup']``). A few warm-up batches are run (untimed) on throw-away copies first."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(seed)
+    ref = make_model()
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def tensor_loop(m, batches):
+        m, xc = channels_last(m, x)
+        opt = torch.optim.Adam(m.parameters(), lr=lr)
+        torch_fit(m, xc, y, optimizer=opt, epochs=1, batch_size=batch_size, max_batches=batches, seed=seed)
+        return m
+
+    def textbook_loop(m, batches):
+        opt = torch.optim.Adam(m.parameters(), lr=lr)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+        m.train()
+        for b, (xb, yb) in enumerate(loader):
+            if b >= batches:
+                break
+            opt.zero_grad(set_to_none=True)
+            loss_fn(m(xb), yb).backward()
+            opt.step()
+        return m
+
+    rows = {}
+    for name, loop in (("tensor loop, channels-last (this notebook)", tensor_loop),
+                       ("textbook DataLoader + ToTensor/Normalize", textbook_loop)):
+        loop(copy.deepcopy(ref), 5)  # warm-up
+        t0 = time.perf_counter()
+        m = loop(copy.deepcopy(ref), n_batches)
+        secs = time.perf_counter() - t0
+        acc = torch_evaluate(m, x_val, y_val)[1] if x_val is not None else np.nan
+        rows[name] = {"seconds": secs, "ms per batch": 1000 * secs / n_batches, "validation accuracy": acc}
+    out = pd.DataFrame(rows).T
+    out.attrs["speedup"] = out["seconds"].iloc[1] / out["seconds"].iloc[0]
+    return out
+
+
+def keras_inputs(model, X, z=None):
+    """What ``model`` expects: the PDF array, or ``{"pdf": X, "z": z}`` for a two-input model."""
+    return {"pdf": X, "z": z.reshape(-1, 1)} if len(model.inputs) == 2 else X
+
+
+def train_keras_classifier(model, ds, epochs: int = 20, batch_size: int = 64, output_dir=None, patience: int = 5,
+                           verbose: int = 2) -> dict:
+    """Train a Keras classifier on a :class:`casebook.redshift.Dataset`: Adam (compiled in) with a learning-rate
+    schedule (halved when validation loss stalls), EarlyStopping and ModelCheckpoint (``best.keras``) on
+    validation loss — never on the test set. A two-input model gets the estimated redshift as ``z`` (its
+    Normalization layer is adapted on the training rows only). Returns a JSON-able record (see
+    :func:`casebook.report.training_record`) with ``history`` and ``best_epoch``."""
+    import keras
+    from pathlib import Path
+
+    from .report import training_record
+
+    two = len(model.inputs) == 2
+    if two:
+        model.get_layer("z_scaler").adapt(ds.z_train.reshape(-1, 1))
+    callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5, verbose=0),
+                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(Path(output_dir) / "best.keras"), monitor="val_loss",
+                                                         save_best_only=True))
+    t0 = time.perf_counter()
+    hist = model.fit(keras_inputs(model, ds.X_train, ds.z_train), ds.Y_train,
+                     validation_data=(keras_inputs(model, ds.X_valid, ds.z_valid), ds.Y_valid),
+                     epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - t0
+    pred_train = model.predict(keras_inputs(model, ds.X_train, ds.z_train), batch_size=256, verbose=0)
+    pred_test = model.predict(keras_inputs(model, ds.X_test, ds.z_test), batch_size=256, verbose=0)
+    rec = training_record(model, hist.history, ds.y_train, pred_train.argmax(1), ds.y_test, pred_test.argmax(1),
+                          ds.class_names)
+    rec["train_seconds"] = round(seconds, 1)
+    rec["seconds_per_epoch"] = round(seconds / len(hist.history["loss"]), 2)
+    rec["test_proba"] = pred_test.tolist()
+    return rec
+
+
+class FeatureCache:
+    """Backbone features computed once per (backbone, alpha, size, weights, pooling, split) and reused by every
+    model whose backbone is frozen with the same pretrained weights (the head then trains in seconds)."""
+
+    def __init__(self):
+        self.store: dict = {}
+
+    def get(self, model, ds, split: str):
+        p = model.casebook_params
+        weights = p["weights"] if p["weights"] is not None else f"random-{id(model)}"
+        key = (p["backbone"], p["alpha"], p["img_size"], str(weights), p["pooling"], split)
+        if key not in self.store:
+            f = model.get_layer("features")
+            feats, ys = [], []
+            for x, y in ds:
+                feats.append(np.asarray(f(x, training=False)))
+                ys.append(np.asarray(y))
+            self.store[key] = (np.concatenate(feats), np.concatenate(ys))
+        return self.store[key]
+
+
+def train_xray(model, datasets: dict, cache: FeatureCache, epochs: int = 5, class_weight=None, patience: int = 3,
+               verbose: int = 0) -> tuple[dict, dict]:
+    """Train a :func:`casebook.models.build_model` model; monitor and early-stop on the validation split only.
+
+    ``datasets``: ``{"train": ds, "val": ds}`` (tf.data, labels included). Frozen backbone → the head is trained
+    on cached features (same weights as the full model); otherwise the whole model trains end to end.
+    Returns ``(history, {"val": (proba, y)})``.
+    """
+    import keras
+
+    p = model.casebook_params
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    if p["strategy"] == "feature_extraction":
+        head = model.get_layer("head")
+        f_tr, y_tr = cache.get(model, datasets["train"], "train")
+        f_va, y_va = cache.get(model, datasets["val"], "val")
+        hist = head.fit(f_tr, y_tr, validation_data=(f_va, y_va), epochs=epochs, batch_size=64,
+                        class_weight=class_weight, callbacks=[stop], verbose=verbose)
+        p_va = head.predict(f_va, batch_size=256, verbose=0).ravel()
+    else:
+        hist = model.fit(datasets["train"], validation_data=datasets["val"], epochs=epochs, class_weight=class_weight,
+                         callbacks=[stop], verbose=verbose, shuffle=False)  # the dataset shuffles itself
+        p_va, y_va = predict_dataset(model, datasets["val"])
+    return hist.history, {"val": (p_va, y_va)}
+
+
+def predict_dataset(model, ds) -> tuple[np.ndarray, np.ndarray]:
+    """(P(class 1), labels) over a labelled tf.data dataset, in its order."""
+    ps, ys = [], []
+    for x, y in ds:
+        ps.append(np.asarray(model(x, training=False)).ravel())
+        ys.append(np.asarray(y))
+    return np.concatenate(ps), np.concatenate(ys)
+
+
+def run_xray_experiment(params: dict, added_layers: list, stage: str, datasets: dict, cache: FeatureCache,
+                        experiment: str = "pneumonia", input_example=None, class_names=("normal", "pneumonia"),
+                        log_model: bool = True) -> dict:
+    """One tracked transfer-learning run: build → train (validation monitoring only) → decision threshold chosen on
+    validation → validation metrics → MLflow (flattened params and added_layers, ``stage`` tag, per-epoch metrics,
+    final validation metrics, confusion-matrix figure, the model with signature and explicit pip requirements).
+    The run is named ``<backbone>#<k>`` automatically. Returns a summary dict (run id, name, metrics, model)."""
+    import matplotlib.pyplot as plt
+
+    from . import models, report, tracking
+    from .preprocessing import class_weights
+
+    model = models.build_model(params, added_layers)
+    p = model.casebook_params
+    name = tracking.next_run_name(experiment, p["backbone"])
+    t0 = time.perf_counter()
+    with tracking.run(experiment, name, params={**p, "added_layers": added_layers,
+                                                "trainable_backbone_layers": models.trainable_backbone_layers(model)},
+                      tags={"stage": stage}) as active:
+        y_train = cache.get(model, datasets["train"], "train")[1] if p["strategy"] == "feature_extraction" else \
+            np.concatenate([np.asarray(y) for _, y in datasets["train"]])
+        cw = class_weights(y_train) if p["equilibrate"] else None
+        hist, out = train_xray(model, datasets, cache, epochs=p["epochs"], class_weight=cw)
+        tracking.log_history(hist, prefix="epoch_")  # per-epoch curves; final validation metrics are val_*
+        p_va, y_va = out["val"]
+        thr = report.choose_threshold(y_va, p_va)
+        pred = (p_va >= thr).astype(int)
+        val = {k: float(f(y_va, pred, p_va)) for k, f in report.per_class_metrics(class_names).items()}
+        tracking.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr,
+                                                                        "train_seconds": time.perf_counter() - t0})
+        ax = report.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=f"{name} (validation)")
+        tracking.log_figure(ax.figure, "confusion_matrix_val")
+        plt.close(ax.figure)
+        if log_model:
+            tracking.log_model(model, "keras", input_example=input_example)
+    return {"run_id": active.info.run_id, "name": name, "stage": stage, "params": p, "added_layers": added_layers,
+            "history": hist, "threshold": thr, "val": val, "val_pred": pred, "val_true": y_va, "val_proba": p_va,
+            "model": model, "seconds": time.perf_counter() - t0}

@@ -1,0 +1,90 @@
+"""train-redshift: train a redshift-reliability classifier on redshift-probability curves.
+
+Examples:
+  python -m casebook.cli.train_redshift --model CNN --target DeltaZ --epochs 10 --output-dir outputs/redshift/cnn
+  python -m casebook.cli.train_redshift --model CNNGRU --target Success3 --undersample --n-objects 4000
+
+Data: <data root>/redshift/{pdfs32,zgrid32,attributes32}.npy when present, else the simulator
+(--n-objects, --seed). Writes into --output-dir: best.keras (ModelCheckpoint on validation loss),
+model.keras (final, best weights restored), record.json (confusion matrices, curves, learning rate per epoch,
+classification report, model summary) and report.png (the 2x2 report figure, also saved to assets/).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from . import CLIError, Parser, check_writable_dir, run, staged_output
+
+PROG = "train-redshift"
+MODELS = ("CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs")
+TARGETS = ("DeltaZ", "Success2", "Success3", "Flag3")
+INPUTS = ("logPDF", "PDF", "logLikelihood")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODELS, default="CNN")
+    p.add_argument("--target", choices=TARGETS, default="DeltaZ")
+    p.add_argument("--input", choices=INPUTS, default="logPDF", dest="input_data")
+    p.add_argument("--undersample", action="store_true", help="balance the training set only")
+    p.add_argument("--threshold", type=float, default=1e-3, help="|ΔZ| threshold of the DeltaZ target")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n-objects", type=int, default=8000, help="simulated objects when no real data is present")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--output-dir", type=Path, default=Path("outputs/redshift"))
+    return p
+
+
+def main_impl(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("epochs", "batch_size", "n_objects"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be positive")
+    check_writable_dir(args.output_dir)
+    t0 = time.perf_counter()
+    from casebook import config
+
+    config.quiet_tensorflow()
+    from casebook import models, redshift, report, training
+    from casebook.data import DataError
+
+    config.seed_everything(args.seed)
+    try:
+        d = redshift.load(n=args.n_objects, seed=args.seed)
+    except DataError as e:
+        raise CLIError(str(e)) from None
+    ds = redshift.load_dataset(args.target, args.undersample, args.input_data, args.seed, data=d,
+                               threshold=args.threshold)
+    print(f"data: {'simulated' if d.simulated else 'real files'}, {len(d.log_pdf)} objects; target {args.target} "
+          f"{ds.class_names}; train {len(ds.y_train)} / valid {len(ds.y_valid)} / test {len(ds.y_test)}")
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    model = models.REDSHIFT_MODELS[args.model](ds.X_train.shape[1], ds.n_classes, lr=args.lr)
+    with staged_output(args.output_dir) as stage:
+        rec = training.train_keras_classifier(model, ds, args.epochs, args.batch_size, output_dir=stage)
+        model.save(stage / "model.keras")
+        rec.update(model_name=args.model, target=args.target, input=args.input_data, undersample=args.undersample,
+                   simulated=d.simulated, n_objects=len(d.log_pdf))
+        report.save_record(rec, stage / "record.json")
+        fig = report.record_figure(rec, f"{args.model} on {args.target}")
+        fig.savefig(stage / "report.png", dpi=110, bbox_inches="tight")
+        report.save_fig(fig, "07_redshift_reliability", f"report_cli_{args.model}_{args.target}")
+    print(f"test accuracy {rec['report']['accuracy']:.4f}; best epoch {rec['best_epoch']}; "
+          f"{rec['seconds_per_epoch']:.1f} s/epoch")
+    print(f"wrote {args.output_dir}/best.keras, model.keras, record.json, report.png "
+          f"({time.perf_counter() - t0:.0f} s wall)")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(main_impl, PROG, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""Redshift reliability data: a simulator, a reader for the real files, and the dataset API.
+
+Each object is **not a spectrum** but the redshift pipeline's log-probability curve (log-PDF) on a fixed grid of
+17,908 redshifts, roughly uniform in ln(1+z) (step ≈ 1e-4, z from 0 to 5), plus catalogue attributes.
+
+Files (real data, or written by :func:`save_files`) in ``<data root>/redshift/``:
+
+* ``pdfs32.npy``       float32 (N, 17908) log-PDF
+* ``zgrid32.npy``      float32 (17908,) the redshift grid
+* ``attributes32.npy`` object (N, ≥ 7); columns used:
+
+  ====  ==========================================================================================
+  col   meaning
+  ====  ==========================================================================================
+  0     object id (simulator: ``sim000001`` …)
+  1     estimated redshift (a value of the grid: the PDF's maximum)
+  2     reference redshift (simulator: the true redshift)
+  3     ΔZ = (z_est − z_ref) / (1 + z_ref), signed
+  4     signal-to-noise ratio of the spectrum (simulator's S/N)
+  5     status: ``success`` / ``spurious`` (reference z is a secondary peak) / anything else = mismatch
+  6     log-evidence of the fit
+  7     galaxy type (simulator: ``emission`` / ``passive``)
+  last  reference quality flag (VIPERS zflag); its floor must be 1, 2, 3, 4 or 9
+  ====  ==========================================================================================
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .data import DataFormatError, DataNotFoundError
+
+N_GRID = 17908
+Z_MAX = 5.0
+LINES = {"[OII]": 3727.0, "Hbeta": 4861.0, "[OIII]": 5007.0, "Halpha": 6563.0, "MgII": 2800.0,
+         "CaK": 3934.0, "CaH": 3969.0, "D4000": 4000.0}
+EMISSION_LINES = ("[OII]", "Hbeta", "[OIII]", "Halpha", "MgII")
+PASSIVE_FEATURES = ("CaK", "CaH", "D4000", "MgII")
+STATUSES = ("success", "spurious", "mismatch")
+FLAG_VALUES = (1, 2, 3, 4, 9)
+
+
+def make_grid(n: int = N_GRID, z_max: float = Z_MAX) -> np.ndarray:
+    """17,908 redshifts uniform in ln(1+z) from 0 to ``z_max`` (step ≈ 1.0e-4 in ln(1+z))."""
+    return np.expm1(np.linspace(0.0, np.log1p(z_max), n)).astype(np.float32)
+
+
+@dataclass
+class SimulationConfig:
+    """Every knob of :func:`simulate` (defaults sized for the notebook's time target)."""
+
+    n: int = 8000
+    seed: int = 42
+    z_mean: float = 0.75  # survey-like n(z): mostly 0.4 < z < 1.2
+    z_sd: float = 0.25
+    emission_fraction: float = 0.6
+    snr_median: float = 4.0  # log-normal signal-to-noise
+    snr_sigma: float = 0.6
+    width_floor: float = 4e-4  # peak width in ln(1+z): floor + width_scale / S/N
+    width_scale: float = 2.5e-3
+    alias_strength: float = 3.5  # alias weight ~ U(0.2,1) * alias_strength * exp(-S/N / alias_snr)
+    alias_snr: float = 2.5
+    mismatch_snr: float = 2.5  # P(true peak lost) = mismatch_max * exp(-S/N / mismatch_snr)
+    mismatch_max: float = 0.5
+    jitter: float = 0.5  # the true peak's centre is offset by N(0, jitter * width): measurement error
+    floor: float = 1e-5  # relative floor of the PDF, with multiplicative noise
+    noise: float = 0.3
+
+
+@dataclass
+class RedshiftData:
+    """What the reader or the simulator returns: log-PDFs, grid and attributes (see the module docstring)."""
+
+    log_pdf: np.ndarray  # float32 (N, G)
+    zgrid: np.ndarray  # float32 (G,)
+    attributes: np.ndarray  # object (N, ≥ 7)
+    simulated: bool = True
+    excluded: dict = field(default_factory=dict)  # reason → count, for rows dropped explicitly
+
+    @property
+    def z_est(self):
+        return self.attributes[:, 1].astype(float)
+
+    @property
+    def delta_z(self):
+        return self.attributes[:, 3].astype(float)
+
+    @property
+    def status(self):
+        s = self.attributes[:, 5].astype(str)
+        return np.where(np.isin(s, ["success", "spurious"]), s, "mismatch")
+
+    @property
+    def log_evidence(self):
+        return self.attributes[:, 6].astype(float)
+
+    @property
+    def flag(self):
+        return np.floor(self.attributes[:, -1].astype(float)).astype(int)
+
+
+def _aliases(z: float, kind: str, rng) -> list[float]:
+    """Redshifts z' where a feature of the true spectrum is mistaken for another: (1+z') = (1+z)·λ1/λ2."""
+    names = EMISSION_LINES if kind == "emission" else PASSIVE_FEATURES
+    out = []
+    for a in names:
+        for b in names:
+            if a != b:
+                zp = (1 + z) * LINES[a] / LINES[b] - 1
+                if 0.02 < zp < Z_MAX - 0.05 and abs(np.log1p(zp) - np.log1p(z)) > 0.01:
+                    out.append(zp)
+    rng.shuffle(out)
+    return out
+
+
+def simulate(cfg: SimulationConfig | None = None, progress: bool = False) -> RedshiftData:
+    """Simulate N objects' log-PDFs and attributes, deterministically given ``cfg.seed``.
+
+    Each PDF is a normalised mixture on the grid: a Gaussian peak at the true redshift (width shrinking with S/N,
+    sometimes lost altogether at low S/N), 1–3 alias peaks from line confusions whose weights grow as S/N falls,
+    a floor and multiplicative noise. Then, like a pipeline: z_est = the maximum, ΔZ, status, log-evidence and a
+    visual-inspection flag drawn from how reliable the measurement actually is.
+    """
+    cfg = cfg or SimulationConfig()
+    rng = np.random.default_rng(cfg.seed)
+    grid = make_grid()
+    lg = np.log1p(grid.astype(np.float64))
+    n = cfg.n
+    z = np.clip(np.where(rng.random(n) < 0.9, rng.normal(cfg.z_mean, cfg.z_sd, n), rng.uniform(0.05, 3.5, n)), 0.05, 4.5)
+    kind = np.where(rng.random(n) < cfg.emission_fraction, "emission", "passive")
+    snr = np.exp(rng.normal(np.log(cfg.snr_median), cfg.snr_sigma, n))
+    log_pdf = np.empty((n, grid.size), dtype=np.float32)
+    attrs = np.empty((n, 9), dtype=object)
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="simulating PDFs")
+    for i in it:
+        width = cfg.width_floor + cfg.width_scale / snr[i]
+        lost = rng.random() < cfg.mismatch_max * np.exp(-snr[i] / cfg.mismatch_snr)
+        centres, weights = [], []
+        if not lost:
+            centres.append(np.log1p(z[i]) + rng.normal(0, cfg.jitter * width))
+            weights.append(1.0)
+        aliases = _aliases(z[i], kind[i], rng)[: rng.integers(1, 4)]
+        for zp in aliases:
+            centres.append(np.log1p(zp))
+            weights.append(rng.uniform(0.2, 1.0) * cfg.alias_strength * np.exp(-snr[i] / cfg.alias_snr))
+        if lost:  # the pipeline locks onto noise features instead
+            for _ in range(rng.integers(1, 3)):
+                centres.append(rng.uniform(lg[1], lg[-2]))
+                weights.append(rng.uniform(0.3, 1.0))
+        pdf = np.full(grid.size, cfg.floor)
+        for c, w in zip(centres, weights):
+            lo, hi = np.searchsorted(lg, [c - 8 * width, c + 8 * width])
+            pdf[lo:hi] += w * np.exp(-0.5 * ((lg[lo:hi] - c) / width) ** 2)
+        pdf *= np.exp(rng.normal(0, cfg.noise, grid.size) * (pdf < 50 * cfg.floor))  # noise in the floor
+        pdf /= pdf.sum()
+        log_pdf[i] = np.log(pdf)
+        k = int(np.argmax(pdf))
+        z_est = float(grid[k])
+        dz = (z_est - z[i]) / (1 + z[i])
+        near_true = abs(np.log1p(z_est) - np.log1p(z[i])) < 3 * width
+        if near_true and not lost:
+            status = "success"
+        elif not lost:
+            status = "spurious"  # the true redshift is a secondary peak
+        else:
+            status = "mismatch"
+        logev = float(2.0 * np.log(snr[i]) + rng.normal(0, 0.3) + (0.0 if status == "success" else -0.5))
+        flag = _draw_flag(status, snr[i], kind[i], len(aliases), rng)
+        attrs[i] = [f"sim{i:06d}", z_est, float(z[i]), float(dz), float(snr[i]), status, logev, kind[i], flag]
+    return RedshiftData(log_pdf, grid, attrs, simulated=True)
+
+
+def _draw_flag(status: str, snr: float, kind: str, n_alias: int, rng) -> float:
+    """Visual-inspection flag (VIPERS-like, floor 1/2/3/4/9, decimal part noise): confidence follows reliability.
+    9 = a single emission line, redshift ambiguous."""
+    if kind == "emission" and snr < 3 and n_alias >= 2 and rng.random() < 0.35:
+        base = 9
+    elif status == "success":
+        p = np.array([0.03, 0.17, 0.35, 0.45]) if snr > 4 else np.array([0.1, 0.35, 0.35, 0.2])
+        base = int(rng.choice([1, 2, 3, 4], p=p))
+    else:
+        base = int(rng.choice([1, 2, 3, 4], p=[0.5, 0.35, 0.1, 0.05]))
+    return base + float(rng.choice([0.0, 0.2, 0.5]))
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def save_files(d: RedshiftData, folder: Path) -> Path:
+    """Write the three ``.npy`` files of the real-data layout (the simulator can stand in for the survey)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "pdfs32.npy", d.log_pdf.astype(np.float32))
+    np.save(folder / "zgrid32.npy", d.zgrid.astype(np.float32))
+    np.save(folder / "attributes32.npy", d.attributes, allow_pickle=True)
+    return folder
+
+
+def read_files(folder: Path | None = None, on_bad_flag: str = "error") -> RedshiftData:
+    """Read ``pdfs32.npy``, ``zgrid32.npy``, ``attributes32.npy`` from ``folder`` (default
+    ``<data root>/redshift``) and validate them.
+
+    Shapes must agree and every PDF value must be finite; flags whose floor is not 1/2/3/4/9 raise, or with
+    ``on_bad_flag='exclude'`` are dropped and counted in ``.excluded`` (never relabelled silently).
+    """
+    folder = Path(folder or config.data_root() / "redshift")
+    names = ("pdfs32.npy", "zgrid32.npy", "attributes32.npy")
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise DataNotFoundError(f"redshift data not found: put {', '.join(missing)} in {folder}/ (the survey's "
+                                f"PDF export; or use casebook.redshift.simulate())")
+    pdfs = np.load(folder / "pdfs32.npy", mmap_mode="r")
+    zgrid = np.load(folder / "zgrid32.npy")
+    attrs = np.load(folder / "attributes32.npy", allow_pickle=True)
+    return validate(RedshiftData(np.asarray(pdfs), zgrid, attrs, simulated=False), on_bad_flag)
+
+
+def validate(d: RedshiftData, on_bad_flag: str = "error") -> RedshiftData:
+    """Check shapes, finiteness and flags (see :func:`read_files`)."""
+    if d.log_pdf.ndim != 2 or d.zgrid.ndim != 1 or d.log_pdf.shape[1] != d.zgrid.shape[0]:
+        raise DataFormatError(f"PDF grid mismatch: pdfs {d.log_pdf.shape} vs zgrid {d.zgrid.shape}")
+    if d.attributes.ndim != 2 or d.attributes.shape[0] != d.log_pdf.shape[0] or d.attributes.shape[1] < 7:
+        raise DataFormatError(f"attributes {d.attributes.shape} do not match pdfs {d.log_pdf.shape} "
+                              f"(need one row per PDF and at least 7 columns)")
+    bad_rows = ~np.isfinite(d.log_pdf).all(axis=1)
+    if bad_rows.any():
+        raise DataFormatError(f"{int(bad_rows.sum())} PDFs contain NaN or inf (first at row {int(np.argmax(bad_rows))})")
+    try:
+        flags = np.floor(d.attributes[:, -1].astype(float)).astype(int)
+    except (TypeError, ValueError):
+        raise DataFormatError("the last attribute column (quality flag) is not numeric") from None
+    unknown = ~np.isin(flags, FLAG_VALUES)
+    if unknown.any():
+        values = sorted(set(flags[unknown].tolist()))
+        if on_bad_flag != "exclude":
+            raise DataFormatError(f"{int(unknown.sum())} objects have unknown flag values {values[:10]} "
+                                  f"(allowed floors: {FLAG_VALUES}); pass on_bad_flag='exclude' to drop them")
+        keep = ~unknown
+        d = RedshiftData(d.log_pdf[keep], d.zgrid, d.attributes[keep], d.simulated,
+                         {**d.excluded, f"unknown flag {values}": int(unknown.sum())})
+    return d
+
+
+def load(n: int | None = None, seed: int = 42, folder: Path | None = None) -> RedshiftData:
+    """Real files when present in the data root, else the simulator (say which: ``.simulated``).
+    Smoke mode simulates 300 objects."""
+    folder = Path(folder or config.data_root() / "redshift")
+    if (folder / "pdfs32.npy").is_file():
+        d = read_files(folder)
+        if n and n < len(d.log_pdf):
+            keep = np.sort(np.random.default_rng(seed).choice(len(d.log_pdf), n, replace=False))
+            d = RedshiftData(d.log_pdf[keep], d.zgrid, d.attributes[keep], False, d.excluded)
+        return d
+    return simulate(SimulationConfig(n=n or config.pick(8000, 300), seed=seed))
+
+
+# ------------------------------------------------------------------------------------------------- targets
+TARGETS = ("DeltaZ", "Success2", "Success3", "Flag3")
+INPUTS = ("logPDF", "PDF", "logLikelihood")
+
+
+def make_target(d: RedshiftData, target: str, threshold: float = 1e-3) -> tuple[np.ndarray, list[str]]:
+    """Integer labels and class names for ``target``:
+
+    * ``DeltaZ``: 1 if |ΔZ| < threshold (names built from the threshold used);
+    * ``Success2``: success vs failure (spurious + mismatch); ``Success3``: success / spurious / mismatch;
+    * ``Flag3``: flag 1 / flags 2 + 9 / flags 3 + 4.
+    """
+    if target == "DeltaZ":
+        return (np.abs(d.delta_z) < threshold).astype(np.int64), [f"|ΔZ| ≥ {threshold:g}", f"|ΔZ| < {threshold:g}"]
+    if target == "Success2":
+        return (d.status == "success").astype(np.int64), ["failure", "success"]
+    if target == "Success3":
+        return np.array([STATUSES.index(s) for s in d.status], dtype=np.int64), list(STATUSES)
+    if target == "Flag3":
+        f = d.flag
+        return np.select([f == 1, np.isin(f, [2, 9]), np.isin(f, [3, 4])], [0, 1, 2]).astype(np.int64), [
+            "flag 1", "flags 2+9", "flags 3+4"]
+    raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+
+
+def make_input(d: RedshiftData, input_data: str = "logPDF", idx=None) -> np.ndarray:
+    """float32 (n, G, 1) network input: ``logPDF``, ``PDF`` (exp, rescaled by its max) or ``logLikelihood``
+    (log-PDF + log-evidence)."""
+    x = d.log_pdf if idx is None else d.log_pdf[idx]
+    if input_data == "logPDF":
+        out = x.astype(np.float32, copy=True)
+    elif input_data == "PDF":
+        out = np.exp(x - x.max(axis=1, keepdims=True)).astype(np.float32)
+    elif input_data == "logLikelihood":
+        ev = d.log_evidence if idx is None else d.log_evidence[idx]
+        out = (x + ev[:, None]).astype(np.float32)
+    else:
+        raise ValueError(f"unknown input {input_data!r}; choose one of {', '.join(INPUTS)}")
+    return out[..., None]
+
+
+@dataclass
+class Dataset:
+    """Train / validation / test arrays. Unpacks like the seed's tuple:
+    ``X_train, Y_train, X_valid, Y_valid, X_test, Y_test, n_classes, class_names = load_dataset(...)``."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_valid: np.ndarray
+    y_valid: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    class_names: list[str]
+    idx_train: np.ndarray
+    idx_valid: np.ndarray
+    idx_test: np.ndarray
+    z_train: np.ndarray | None = None  # estimated redshift (second input of the 2-input model)
+    z_valid: np.ndarray | None = None
+    z_test: np.ndarray | None = None
+
+    def onehot(self, y):
+        return np.eye(self.n_classes, dtype=np.float32)[y]
+
+    @property
+    def Y_train(self):
+        return self.onehot(self.y_train)
+
+    @property
+    def Y_valid(self):
+        return self.onehot(self.y_valid)
+
+    @property
+    def Y_test(self):
+        return self.onehot(self.y_test)
+
+    def __iter__(self):
+        return iter((self.X_train, self.Y_train, self.X_valid, self.Y_valid, self.X_test, self.Y_test,
+                     self.n_classes, self.class_names))
+
+
+def split_indices(y, seed: int = 42, valid: float = 0.15, test: float = 0.15):
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    tr, te = train_test_split(idx, test_size=test, stratify=y, random_state=seed)
+    tr, va = train_test_split(tr, test_size=valid / (1 - test), stratify=y[tr], random_state=seed)
+    return np.sort(tr), np.sort(va), np.sort(te)
+
+
+def undersample_indices(idx: np.ndarray, y: np.ndarray, seed: int = 42) -> np.ndarray:
+    """Balance classes among ``idx`` by dropping majority rows (use on the training indices only)."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y[idx])
+    m = counts[counts > 0].min()
+    keep = [rng.choice(idx[y[idx] == c], m, replace=False) for c in np.unique(y[idx])]
+    return np.sort(np.concatenate(keep))
+
+
+def load_dataset(target: str = "DeltaZ", undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
+                 data: RedshiftData | None = None, threshold: float = 1e-3) -> Dataset:
+    """Stratified, seeded 70/15/15 splits of ``data`` (default :func:`load`). Undersampling, if asked for, is
+    applied to the **training set only**; validation and test keep the real class balance."""
+    d = data if data is not None else load(seed=seed)
+    y, names = make_target(d, target, threshold)
+    tr, va, te = split_indices(y, seed)
+    if undersample:
+        tr = undersample_indices(tr, y, seed)
+    z = d.z_est.astype(np.float32)
+    return Dataset(make_input(d, input_data, tr), y[tr], make_input(d, input_data, va), y[va],
+                   make_input(d, input_data, te), y[te], len(names), names, tr, va, te, z[tr], z[va], z[te])
+
+
+def load_processed(target: str = "DeltaZ", undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
+                   folder: Path | None = None, data: RedshiftData | None = None) -> Dataset:
+    """Like :func:`load_dataset`, cached on disk the way the seed kept its splits:
+    ``<folder>/<target>/<balanced|unbalanced>/{TRAIN,VALID,TEST}/{X,Y}.npy`` (+ ``meta.json``)."""
+    folder = Path(folder or config.outputs_dir() / "redshift" / "processed")
+    base = folder / target / ("balanced" if undersample else "unbalanced")
+    meta_path = base / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        parts = {s: (np.load(base / s / "X.npy"), np.load(base / s / "Y.npy")) for s in ("TRAIN", "VALID", "TEST")}
+        idx = {s: np.asarray(meta["idx"][s]) for s in parts}
+        return Dataset(parts["TRAIN"][0], parts["TRAIN"][1], parts["VALID"][0], parts["VALID"][1], parts["TEST"][0],
+                       parts["TEST"][1], meta["n_classes"], meta["class_names"], idx["TRAIN"], idx["VALID"], idx["TEST"])
+    ds = load_dataset(target, undersample, input_data, seed, data)
+    for s, (x, y, i) in {"TRAIN": (ds.X_train, ds.y_train, ds.idx_train), "VALID": (ds.X_valid, ds.y_valid, ds.idx_valid),
+                         "TEST": (ds.X_test, ds.y_test, ds.idx_test)}.items():
+        (base / s).mkdir(parents=True, exist_ok=True)
+        np.save(base / s / "X.npy", x)
+        np.save(base / s / "Y.npy", y)
+    meta = {"n_classes": ds.n_classes, "class_names": ds.class_names, "input": input_data, "seed": seed,
+            "idx": {"TRAIN": ds.idx_train.tolist(), "VALID": ds.idx_valid.tolist(), "TEST": ds.idx_test.tolist()}}
+    meta_path.write_text(json.dumps(meta))
+    return ds
+
+
+# ------------------------------------------------------------------------------------------------- baseline
+
+
+def pdf_summaries(log_pdf: np.ndarray, zgrid: np.ndarray, log_evidence: np.ndarray | None = None,
+                  window: int = 200) -> np.ndarray:
+    """Hand-made features per PDF for the honest baseline: peak probability, second-peak ratio (highest
+    value farther than ``window`` grid points from the maximum, over the maximum), entropy (nats), width
+    (grid points above half the maximum), estimated z, and log-evidence if given."""
+    x = np.asarray(log_pdf, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[..., 0]
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    k = p.argmax(1)
+    peak = p[np.arange(len(p)), k]
+    cols = np.arange(p.shape[1])[None, :]
+    far = np.abs(cols - k[:, None]) > window
+    second = np.where(far, p, 0).max(1)
+    entropy = -(p * np.log(np.clip(p, 1e-300, None))).sum(1)
+    width = (p > peak[:, None] / 2).sum(1)
+    feats = [np.log(peak), second / peak, entropy, np.log(width), zgrid[k]]
+    if log_evidence is not None:
+        feats.append(log_evidence)
+    return np.column_stack(feats).astype(np.float64)
+
+
+SUMMARY_NAMES = ["log peak probability", "second-peak ratio", "entropy", "log width", "z_est", "log-evidence"]

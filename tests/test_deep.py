@@ -1,0 +1,92 @@
+"""Case study 3: the exact architectures, the preprocessing, the benchmark."""
+import numpy as np
+import pytest
+
+from casebook import config, data, models, preprocessing as pp, training
+
+
+def test_mnist_cnn_is_exactly_the_specified_architecture():
+    import torch
+
+    m = models.make_mnist_cnn()
+    kinds = [type(layer).__name__ for layer in m]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    assert (m[0].in_channels, m[0].out_channels, m[0].padding) == (1, 16, (1, 1))
+    assert (m[3].in_channels, m[3].out_channels) == (16, 32)
+    assert (m[7].in_features, m[7].out_features, m[9].out_features) == (1568, 128, 10)
+    assert m(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_images_to_tensor_normalises_with_mnist_statistics():
+    x = np.array([[[0, 255]]], dtype=np.uint8).repeat(2, axis=0)
+    t = pp.images_to_tensor(x)
+    assert t.shape == (2, 1, 1, 2) and t.dtype.is_floating_point
+    np.testing.assert_allclose(t[0, 0, 0].numpy(), [-0.1307 / 0.3081, (1 - 0.1307) / 0.3081], rtol=1e-5)
+
+
+def test_holdout_split_is_disjoint_stratified_and_seeded():
+    y = np.repeat(np.arange(10), 50)
+    tr, va = pp.holdout_split(len(y), 100, y, seed=1)
+    assert len(va) == 100 and not set(tr) & set(va) and len(tr) + len(va) == len(y)
+    assert np.bincount(y[va]).tolist() == [10] * 10
+    assert np.array_equal(va, pp.holdout_split(len(y), 100, y, seed=1)[1])
+
+
+def test_torch_fit_early_stops_and_restores_best_weights():
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(200, 5)
+    y = (x[:, 0] > 0).long()
+    m = models.make_mlp(5, (8,), 2)
+    hist = training.torch_fit(m, x, y, x[:50], y[:50], optimizer=torch.optim.SGD(m.parameters(), lr=0.0), epochs=20,
+                              batch_size=32, patience=3)
+    assert len(hist["loss"]) == 4 and hist["best_epoch"] == 1  # lr 0: no improvement after epoch 1
+
+
+def test_benchmark_compares_the_same_number_of_batches(empty_root, smoke):
+    import torch
+    import torchvision.transforms as T
+
+    s = data.load_mnist()
+    x, y = pp.images_to_tensor(s.x_train), torch.from_numpy(s.y_train)
+    ds = data.torchvision_dataset("mnist", True, T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))]))
+    xb, yb = ds[0]
+    assert xb.shape == (1, 28, 28) and torch.allclose(xb, x[0], atol=1e-6) and yb == int(y[0])
+    out = training.benchmark_loops(models.make_mnist_cnn, x, y, ds, n_batches=3, x_val=x[:64], y_val=y[:64])
+    assert list(out.index) == ["tensor loop, channels-last (this notebook)", "textbook DataLoader + ToTensor/Normalize"]
+    assert out.attrs["speedup"] > 0 and (out["seconds"] > 0).all()
+
+
+@pytest.fixture(scope="module")
+def keras_mod():
+    config.quiet_tensorflow()
+    import keras
+
+    return keras
+
+
+def test_housing_mlp_is_exactly_the_specified_architecture(keras_mod):
+    m = models.make_housing_mlp(8)
+    assert [layer.units for layer in m.layers] == [64, 32, 1]
+    assert [layer.activation.__name__ for layer in m.layers] == ["relu", "relu", "linear"]
+    assert m.count_params() == 8 * 64 + 64 + 64 * 32 + 32 + 33 and m.loss == "mse"
+    assert m.predict(np.zeros((2, 8)), verbose=0).shape == (2, 1)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_fashion_cnn_builds_and_augmentation_is_inactive_at_inference(keras_mod, augment):
+    m = models.make_fashion_cnn(augment=augment)
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    p1, p2 = m.predict(x, verbose=0), m.predict(x, verbose=0)
+    assert p1.shape == (4, 10) and np.allclose(p1.sum(1), 1, atol=1e-5) and np.array_equal(p1, p2)
+    convs = [layer for layer in m.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32, 64]
+    assert (m.layers[0].name == "augmentation") == augment
+
+
+def test_augmentation_changes_images_only_in_training(keras_mod):
+    aug = models.fashion_augmentation(0)
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    assert np.array_equal(aug(x, training=False).numpy(), x)
+    assert not np.allclose(aug(x, training=True).numpy(), x)

@@ -1,0 +1,112 @@
+"""Case study 5: the model factory, the image pipeline, the patient-grouped split, the MLflow round trip."""
+import numpy as np
+import pytest
+
+from casebook import config, data, preprocessing as pp
+
+config.quiet_tensorflow()
+
+TINY = {"backbone": "mobilenet", "alpha": 0.25, "img_size": 32, "weights": None}
+
+
+@pytest.mark.parametrize("params, layers, message", [
+    ({"strategy": "fine_tuning", "img_size": 32}, [], "missing params \\['backbone'\\]"),
+    ({**TINY, "backbone": "alexnet", "strategy": "fine_tuning"}, [], "valid: mobilenetv2, mobilenet, resnet50v2"),
+    ({**TINY, "strategy": "unfreeze_all"}, [], "valid: feature_extraction, partial_fine_tuning, fine_tuning"),
+    ({**TINY, "strategy": "partial_fine_tuning"}, [], "needs params\\['fixed_layers'\\]"),
+    ({**TINY, "strategy": "fine_tuning"}, [{"type": "conv"}], "valid: dense, dropout, flatten, batchnorm"),
+    ({**TINY, "strategy": "fine_tuning"}, [{"type": "dense"}], "missing \\['units'\\]"),
+    ({**TINY, "strategy": "fine_tuning", "loss": "hinge"}, [], "valid: binary_crossentropy, focal"),
+])
+def test_invalid_params_name_the_valid_choices(params, layers, message):
+    from casebook import models
+
+    with pytest.raises(ValueError, match=message):
+        models.build_model(params, layers)
+
+
+def test_strategies_set_the_trainable_layers():
+    from casebook import models
+
+    layers = [{"type": "dense", "units": 8}, {"type": "dropout", "rate": 0.2}, {"type": "batchnorm"}]
+    fe = models.build_model({**TINY, "strategy": "feature_extraction"}, layers)
+    ft = models.build_model({**TINY, "strategy": "fine_tuning"}, layers)
+    pt = models.build_model({**TINY, "strategy": "partial_fine_tuning", "fixed_layers": 40}, layers)
+    backbone = models.backbone_of(ft)
+    weighted = [layer for layer in backbone.layers if layer.weights]
+    assert models.trainable_backbone_layers(fe) == 0
+    assert models.trainable_backbone_layers(ft) == len(weighted) > 0
+    assert models.trainable_backbone_layers(pt) == sum(1 for layer in backbone.layers[40:] if layer.weights)
+    assert 0 < models.trainable_backbone_layers(pt) < len(weighted)
+    assert len(fe.get_layer("head").trainable_weights) > 0
+    assert fe.output.shape[-1] == 1
+
+
+def test_batchnorm_stays_in_inference_mode_when_unfrozen():
+    from casebook import models
+
+    m = models.build_model({**TINY, "strategy": "fine_tuning", "learning_rate": 0.1}, [])
+    bn = [layer for layer in models.backbone_of(m).layers if type(layer).__name__ == "BatchNormalization"][0]
+    before = np.array(bn.moving_mean)
+    x = np.random.default_rng(0).normal(5, 3, (8, 32, 32, 3)).astype("float32")
+    m.fit(x, np.array([0, 1] * 4, dtype="float32"), epochs=1, verbose=0)
+    assert np.array_equal(before, np.array(bn.moving_mean))  # moving statistics untouched by training
+    assert models.trainable_backbone_layers(m) > 0
+
+
+def test_image_pipeline_pads_to_square_and_uses_the_backbone_preprocessing(tmp_path):
+    from PIL import Image
+
+    from casebook import models
+
+    img = np.full((40, 80), 255, np.uint8)  # wide white image
+    Image.fromarray(img).save(tmp_path / "a.jpeg")
+    ds = pp.xray_dataset([tmp_path / "a.jpeg"], [1], img_size=32, preprocess=models.preprocess_input("mobilenet"),
+                         batch_size=1)
+    x, y = next(iter(ds))
+    x = np.asarray(x)
+    assert x.shape == (1, 32, 32, 3) and float(y[0]) == 1.0
+    assert x.min() >= -1.0 and x.max() <= 1.0  # MobileNet's preprocess_input scales to [-1, 1]
+    assert np.allclose(x[0, 0], -1.0) and np.allclose(x[0, 16], 1.0, atol=0.05)  # padded rows black, centre white
+    assert np.array_equal(x[..., 0], x[..., 2])  # grey → 3 identical channels
+
+
+def test_grouped_split_keeps_patients_on_one_side(empty_root, smoke):
+    idx = data.chest_xray_index()
+    tr, va = pp.grouped_split(idx, 0.25, seed=0)
+    assert not set(tr.patient_id) & set(va.patient_id)
+    assert set(tr.label) == set(va.label) == {0, 1} and len(tr) + len(va) == (idx.split == "train").sum()
+    w = pp.class_weights(np.array([0, 1, 1, 1]))
+    assert w == {0: 2.0, 1: 4 / 6}
+
+
+@pytest.mark.realdata
+def test_offline_imagenet_weights_load(real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    from casebook import models
+
+    m = models.build_model({"backbone": "mobilenet", "alpha": 0.25, "img_size": 224, "strategy": "feature_extraction"}, [])
+    conv1 = models.backbone_of(m).get_layer("conv1").get_weights()[0]
+    assert conv1.shape == (3, 3, 3, 8) and np.abs(conv1).sum() > 0
+    import h5py
+
+    with h5py.File(data.keras_weights_path(install=False)) as f:
+        stored = f["conv1"]["conv1"]["kernel:0"][()]
+    assert np.array_equal(conv1, stored)
+
+
+def test_tracking_round_trip_log_search_alias_load(tmp_path):
+    from casebook import models, tracking, training
+
+    x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32")
+    m = models.build_model({**TINY, "strategy": "feature_extraction"}, [{"type": "dense", "units": 4}])
+    with tracking.run("pneumonia-test", tracking.next_run_name("pneumonia-test", "mobilenet"),
+                      params={"backbone": "mobilenet"}, tags={"stage": "candidate"}) as r:
+        tracking.log_model(m, "keras", input_example=x[:2])
+    runs = tracking.search("pneumonia-test", "tags.stage = 'candidate'")
+    assert runs.iloc[0]["run_id"] == r.info.run_id and runs.iloc[0]["tags.mlflow.runName"] == "mobilenet#1"
+    version = tracking.register_alias(r.info.run_id, "pneumonia-test-model", "champion")
+    loaded = tracking.load_by_alias("pneumonia-test-model", "champion")
+    assert version == 1
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
+    assert training.predict_dataset(m, [(x[:4], np.zeros(4))])[0].shape == (4,)

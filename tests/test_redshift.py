@@ -1,0 +1,128 @@
+"""Case study 4: simulator, reader, dataset API, models, training CLI."""
+import json
+
+import numpy as np
+import pytest
+
+from casebook import config, redshift as rz
+from casebook.data import DataFormatError, DataNotFoundError
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return rz.simulate(rz.SimulationConfig(n=400, seed=3))
+
+
+def test_grid_is_uniform_in_log_one_plus_z():
+    g = rz.make_grid()
+    step = np.diff(np.log1p(g.astype(np.float64)))
+    assert g.shape == (17908,) and g[0] == 0 and abs(g[-1] - 5) < 1e-5
+    assert abs(step.mean() - 1e-4) < 1e-6 and step.std() < 1e-6
+
+
+def test_simulator_is_deterministic_and_consistent(sim):
+    again = rz.simulate(rz.SimulationConfig(n=400, seed=3))
+    assert np.array_equal(sim.log_pdf, again.log_pdf) and (sim.attributes == again.attributes).all()
+    assert not np.array_equal(sim.log_pdf, rz.simulate(rz.SimulationConfig(n=400, seed=4)).log_pdf)
+    p = np.exp(sim.log_pdf.astype(np.float64))
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-4)  # normalised PDFs
+    z_est, z_ref = sim.attributes[:, 1].astype(float), sim.attributes[:, 2].astype(float)
+    np.testing.assert_allclose(z_est, sim.zgrid[sim.log_pdf.argmax(1)])  # z_est is the maximum, a grid value
+    np.testing.assert_allclose(sim.delta_z, (z_est - z_ref) / (1 + z_ref), rtol=1e-9)
+    ok = sim.status == "success"
+    assert np.abs(sim.delta_z[ok]).max() < 0.01 and np.abs(sim.delta_z[~ok]).min() > 1e-3
+    assert set(sim.status) == set(rz.STATUSES) and set(sim.flag) <= set(rz.FLAG_VALUES)
+    # failures concentrate at low S/N, as in a survey
+    snr = sim.attributes[:, 4].astype(float)
+    assert np.median(snr[~ok]) < np.median(snr[ok])
+
+
+def test_reader_round_trip_and_bad_files(sim, tmp_path):
+    rz.save_files(sim, tmp_path / "redshift")
+    back = rz.read_files(tmp_path / "redshift")
+    assert np.array_equal(back.log_pdf, sim.log_pdf) and not back.simulated
+    with pytest.raises(DataNotFoundError, match="pdfs32.npy"):
+        rz.read_files(tmp_path / "nowhere")
+    with pytest.raises(DataFormatError, match="grid mismatch"):
+        rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid[:-1], sim.attributes))
+    with pytest.raises(DataFormatError, match="do not match"):
+        rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid, sim.attributes[:-1]))
+    bad = sim.log_pdf.copy()
+    bad[7, 100] = np.nan
+    with pytest.raises(DataFormatError, match="NaN or inf"):
+        rz.validate(rz.RedshiftData(bad, sim.zgrid, sim.attributes))
+    attrs = sim.attributes.copy()
+    attrs[[1, 2], -1] = [5.5, 7.0]
+    with pytest.raises(DataFormatError, match="unknown flag values"):
+        rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid, attrs))
+    kept = rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid, attrs), on_bad_flag="exclude")
+    assert len(kept.log_pdf) == len(sim.log_pdf) - 2 and sum(kept.excluded.values()) == 2
+
+
+def test_targets_and_inputs(sim):
+    y, names = rz.make_target(sim, "DeltaZ", 5e-3)
+    assert names == ["|ΔZ| ≥ 0.005", "|ΔZ| < 0.005"] and np.array_equal(y, np.abs(sim.delta_z) < 5e-3)
+    y3, n3 = rz.make_target(sim, "Success3")
+    assert n3 == ["success", "spurious", "mismatch"] and set(y3) == {0, 1, 2}
+    yf, _ = rz.make_target(sim, "Flag3")
+    assert np.array_equal(yf == 1, np.isin(sim.flag, [2, 9]))
+    with pytest.raises(ValueError, match="unknown target"):
+        rz.make_target(sim, "Nope")
+    x = rz.make_input(sim, "logLikelihood", np.arange(3))
+    np.testing.assert_allclose(x[..., 0], sim.log_pdf[:3] + sim.log_evidence[:3, None], rtol=1e-5)
+    assert rz.make_input(sim, "PDF", np.arange(3)).max() == 1.0
+
+
+def test_undersampling_touches_the_training_set_only(sim):
+    plain = rz.load_dataset("DeltaZ", undersample=False, data=sim, seed=1)
+    bal = rz.load_dataset("DeltaZ", undersample=True, data=sim, seed=1)
+    counts = np.bincount(bal.y_train)
+    assert counts[0] == counts[1] and len(bal.y_train) < len(plain.y_train)
+    assert np.array_equal(bal.idx_valid, plain.idx_valid) and np.array_equal(bal.idx_test, plain.idx_test)
+    assert not set(bal.idx_train) & set(bal.idx_test) and not set(plain.idx_train) & set(plain.idx_valid)
+    X_train, Y_train, X_valid, Y_valid, X_test, Y_test, n_classes, names = bal  # unpacks like the seed's tuple
+    assert X_train.shape == (len(bal.y_train), 17908, 1) and Y_test.shape == (len(bal.y_test), 2) and n_classes == 2
+
+
+def test_load_processed_caches_the_splits(sim, tmp_path):
+    a = rz.load_processed("Success3", data=sim, folder=tmp_path)
+    assert (tmp_path / "Success3" / "unbalanced" / "TRAIN" / "X.npy").is_file()
+    b = rz.load_processed("Success3", folder=tmp_path)  # from disk
+    assert np.array_equal(a.X_test, b.X_test) and np.array_equal(a.y_train, b.y_train) and b.class_names == a.class_names
+
+
+def test_summaries(sim):
+    f = rz.pdf_summaries(sim.log_pdf[:20], sim.zgrid, sim.log_evidence[:20])
+    assert f.shape == (20, len(rz.SUMMARY_NAMES)) and np.isfinite(f).all()
+
+
+@pytest.mark.parametrize("name", ["CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_every_model_builds_and_runs_a_forward_pass(name, n_classes):
+    config.quiet_tensorflow()
+    from casebook import models
+
+    m = models.REDSHIFT_MODELS[name](4096, n_classes)
+    x = np.random.default_rng(0).normal(size=(2, 4096, 1)).astype("float32")
+    inputs = {"pdf": x, "z": np.array([[0.5], [1.0]], "float32")} if name == "CNN_2inputs" else x
+    p = m.predict(inputs, verbose=0)
+    assert p.shape == (2, n_classes) and np.allclose(p.sum(1), 1, atol=1e-5)
+    if name == "CNN8":
+        convs = [l for l in m.layers if type(l).__name__ == "Conv1D"]
+        assert len(convs) == 8 and all(c.activation.__name__ == "relu" for c in convs)
+
+
+def test_training_cli_writes_model_record_and_figure(tmp_path, monkeypatch, empty_root):
+    from casebook.cli import train_redshift
+
+    out = tmp_path / "run"
+    code = train_redshift.main(["--model", "CNN", "--target", "Success3", "--n-objects", "240", "--epochs", "2",
+                                "--batch-size", "32", "--undersample", "--output-dir", str(out)])
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {"best.keras", "model.keras", "record.json", "report.png"}
+    rec = json.loads((out / "record.json").read_text())
+    for key in ("cm_train", "cm_test", "class_names", "acc", "loss", "val_acc", "val_loss", "lr", "report", "summary"):
+        assert key in rec
+    assert len(rec["lr"]) == len(rec["loss"]) and np.array(rec["cm_test"]).shape == (3, 3)
+    assert train_redshift.main(["--epochs", "0", "--output-dir", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
