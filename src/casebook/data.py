@@ -529,9 +529,9 @@ def chest_xray_index(n_per_class: int | None = None) -> pd.DataFrame:
     """One row per image: ``path, split, label (0 NORMAL / 1 PNEUMONIA), label_name, patient_id, subtype``.
 
     Images are not read here (read them lazily, e.g. with ``tf.data``). Smoke mode: ``n_per_class`` (default
-    30) images per split and class, or a synthetic stand-in folder.
+    16) images per split and class, or a synthetic stand-in folder.
     """
-    n_per_class = n_per_class or config.pick(None, 30)
+    n_per_class = n_per_class or config.pick(None, 16)
     folder = _real_or_none("chest-xray")
     synthetic = folder is None
     if synthetic:

@@ -262,13 +262,16 @@ DOWNSAMPLE = 4  # input max-pooling: 17,908 → 4,477 steps (4e-4 in ln(1+z), na
 
 
 def _pdf_input(input_length: int, downsample: int):
-    """The PDF input and, with ``downsample > 1``, a max-pooling that keeps every peak's height while cutting
-    the convolutions' cost by that factor (what makes a CNN epoch on 10,000 PDFs fit in seconds on a CPU)."""
+    """The PDF input; with ``downsample > 1`` a max-pooling that keeps every peak's height while cutting the
+    convolutions' cost by that factor (what makes a CNN epoch on 10,000 PDFs fit in seconds on a CPU); then a
+    ``pdf_scaler`` Normalization layer (one mean and variance, adapted on training rows only by
+    :func:`casebook.training.train_keras_classifier`)."""
     import keras
     from keras import layers
 
     inp = keras.Input((input_length, 1), name="pdf")
-    return inp, (layers.MaxPooling1D(downsample, name="downsample")(inp) if downsample > 1 else inp)
+    x = layers.MaxPooling1D(downsample, name="downsample")(inp) if downsample > 1 else inp
+    return inp, layers.Normalization(axis=None, name="pdf_scaler")(x)
 
 
 def make_CNN(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):

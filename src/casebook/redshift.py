@@ -403,26 +403,28 @@ def load_processed(target: str = "DeltaZ", undersample: bool = False, input_data
 
 
 def pdf_summaries(log_pdf: np.ndarray, zgrid: np.ndarray, log_evidence: np.ndarray | None = None,
-                  window: int = 200) -> np.ndarray:
+                  window: int = 200, chunk: int = 256) -> np.ndarray:
     """Hand-made features per PDF for the honest baseline: peak probability, second-peak ratio (highest
     value farther than ``window`` grid points from the maximum, over the maximum), entropy (nats), width
-    (grid points above half the maximum), estimated z, and log-evidence if given."""
-    x = np.asarray(log_pdf, dtype=np.float64)
-    if x.ndim == 3:
-        x = x[..., 0]
-    p = np.exp(x - x.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    k = p.argmax(1)
-    peak = p[np.arange(len(p)), k]
-    cols = np.arange(p.shape[1])[None, :]
-    far = np.abs(cols - k[:, None]) > window
-    second = np.where(far, p, 0).max(1)
-    entropy = -(p * np.log(np.clip(p, 1e-300, None))).sum(1)
-    width = (p > peak[:, None] / 2).sum(1)
-    feats = [np.log(peak), second / peak, entropy, np.log(width), zgrid[k]]
+    (grid points above half the maximum), estimated z, and log-evidence if given. Computed ``chunk`` rows at a
+    time, so memory stays small whatever N is."""
+    x_all = log_pdf[..., 0] if log_pdf.ndim == 3 else log_pdf
+    out = []
+    cols = np.arange(x_all.shape[1])[None, :]
+    for start in range(0, len(x_all), chunk):
+        x = np.asarray(x_all[start:start + chunk], dtype=np.float64)
+        p = np.exp(x - x.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        k = p.argmax(1)
+        peak = p[np.arange(len(p)), k]
+        second = np.where(np.abs(cols - k[:, None]) > window, p, 0).max(1)
+        entropy = -(p * np.log(np.clip(p, 1e-300, None))).sum(1)
+        width = (p > peak[:, None] / 2).sum(1)
+        out.append(np.column_stack([np.log(peak), second / peak, entropy, np.log(width), zgrid[k]]))
+    feats = np.concatenate(out)
     if log_evidence is not None:
-        feats.append(log_evidence)
-    return np.column_stack(feats).astype(np.float64)
+        feats = np.column_stack([feats, log_evidence])
+    return feats.astype(np.float64)
 
 
 SUMMARY_NAMES = ["log peak probability", "second-peak ratio", "entropy", "log width", "z_est", "log-evidence"]

@@ -532,9 +532,8 @@ class Stopwatch:
 
 
 def peak_memory_gb() -> float:
-    """Peak resident memory of this process (and of finished children) in GB."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return kb / 1024 ** 2
+    """Peak resident memory (max RSS) of this process, in GB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 if __name__ == "__main__":  # python -m casebook.report: refresh the README results table

@@ -223,6 +223,12 @@ def train_keras_classifier(model, ds, epochs: int = 20, batch_size: int = 64, ou
     two = len(model.inputs) == 2
     if two:
         model.get_layer("z_scaler").adapt(ds.z_train.reshape(-1, 1))
+    names = [layer.name for layer in model.layers]
+    if "pdf_scaler" in names:  # input standardisation from (a sample of) the training rows only
+        sample = ds.X_train[np.random.default_rng(0).choice(len(ds.X_train), min(500, len(ds.X_train)), replace=False)]
+        if "downsample" in names:
+            sample = np.asarray(model.get_layer("downsample")(sample))
+        model.get_layer("pdf_scaler").adapt(sample)
     callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5, verbose=0),
                  keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
     if output_dir is not None:
