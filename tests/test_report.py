@@ -36,15 +36,16 @@ def _models():
     return {"a": {"accuracy": {"value": 0.9, "ci95": [0.88, 0.92]}}, "b": {"accuracy": {"value": 0.8, "ci95": [0.7, 0.9]}}}
 
 
-def test_results_file_schema_and_readme_table(tmp_path):
+def test_results_file_schema_and_readme_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
     path = report.write_results("demo", "toy", "80/20 split", 12.3, _models(), "a")
     d = json.loads(path.read_text())
     assert path.parent == config.results_dir() and d["best"] == "a" and d["runtime_s"] == 12.3
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n")
+    readme.write_text(f"intro\n{report.README_START}\nstale table\n{report.README_END}\noutro\n")
     assert report.update_readme(readme, path.parent)
     text = readme.read_text()
-    assert "| demo" in text and "0.900 [0.880, 0.920]" in text and "old" not in text and text.endswith("outro\n")
+    assert "| demo" in text and "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
     assert not report.update_readme(readme, path.parent)  # idempotent
 
 

@@ -462,7 +462,7 @@ def build_model(params: dict, added_layers: list):
     augment, loss (``binary_crossentropy`` / ``focal``). ``added_layers``: dicts of type dense (units,
     activation) / dropout (rate) / flatten / batchnorm, stacked before a sigmoid output (P(pneumonia)).
 
-    The model is ``image → features (augmentation, backbone called with training=False so BatchNorm stays in
+    The model is ``image → features (augmentation, backbone with its BatchNorm layers frozen so they stay in
     inference mode, pooling) → head``; ``model.get_layer("features")`` and ``model.get_layer("head")`` are
     usable on their own (train the head on cached features: same weights, far less CPU).
     """
@@ -499,6 +499,9 @@ def build_model(params: dict, added_layers: list):
     if p["strategy"] == "partial_fine_tuning":
         for layer in backbone.layers[: p["fixed_layers"]]:
             layer.trainable = False
+    for layer in backbone.layers:  # BatchNorm stays in inference mode: a frozen BN layer uses its moving statistics
+        if isinstance(layer, layers.BatchNormalization):  # (training=False above alone is overridden in Keras 3)
+            layer.trainable = False
     compile_binary(head, p)
     compile_binary(model, p)
     model.casebook_params = p
@@ -506,7 +509,8 @@ def build_model(params: dict, added_layers: list):
 
 
 def trainable_backbone_layers(model) -> int:
-    """How many of the backbone's layers have trainable weights (the strategy's effect, for tests and logs)."""
+    """How many of the backbone's layers have trainable weights (the strategy's effect, for tests and logs;
+    BatchNorm layers are always frozen, so they never count)."""
     return sum(1 for layer in backbone_of(model).layers if layer.trainable and layer.weights)
 
 
