@@ -56,7 +56,7 @@ def tabular_classifier(name: str, seed: int = config.DEFAULT_SEED):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    makers = {"random-forest": lambda: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=-1),
+    makers = {"random-forest": lambda: RandomForestClassifier(n_estimators=80, random_state=seed, n_jobs=-1),
               "svm": lambda: SVC(kernel="rbf", random_state=seed),
               "logistic-regression": lambda: LogisticRegression(max_iter=2000)}
     if name not in makers:
