@@ -33,7 +33,7 @@ def strip_noise(nb) -> None:
 
 def list_notebooks(folder: Path | None = None) -> list[Path]:
     folder = folder or config.REPO_ROOT / "notebooks"
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if not p.name.endswith((".failed.ipynb", ".part.ipynb")))
 
 
 def execute(path: Path, out: Path | None = None, smoke: bool = False, timeout: int = 1800,
