@@ -189,3 +189,13 @@ def test_help_is_fast_and_imports_no_framework():
             "bad=[m for m in ('torch','tensorflow','sklearn','mlflow') if m in sys.modules]; print(bad)")
     r = subprocess.run([PY, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().endswith("[]"), r.stdout
+
+
+def test_cli_choices_match_the_package():
+    """The tools keep import-free copies of the package's names (for a fast --help); they must not drift."""
+    from casebook import models, redshift
+    from casebook.cli import train_classifier, train_redshift
+
+    assert train_classifier.MODELS == models.TABULAR_MODELS
+    assert set(train_redshift.MODELS) == set(models.REDSHIFT_MODELS)
+    assert train_redshift.TARGETS == redshift.TARGETS and train_redshift.INPUTS == redshift.INPUTS
