@@ -35,3 +35,16 @@ def test_seed_everything_is_reproducible():
     assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
     config.seed_everything(8)
     assert not np.array_equal(a[0], np.random.rand(3))
+
+
+def test_smoke_runs_never_write_into_the_committed_assets(monkeypatch, tmp_path):
+    monkeypatch.delenv("CASEBOOK_ASSETS", raising=False)
+    monkeypatch.setenv("CASEBOOK_OUTPUTS", str(tmp_path / "out"))
+    monkeypatch.setenv("CASEBOOK_SMOKE", "1")
+    assert config.assets_root() == (tmp_path / "out" / "smoke-assets").resolve()
+    assert config.REPO_ROOT / "assets" not in config.results_dir().parents
+    monkeypatch.setenv("CASEBOOK_SMOKE", "0")
+    assert config.assets_root() == (config.REPO_ROOT / "assets").resolve()
+    monkeypatch.setenv("CASEBOOK_SMOKE", "1")
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "mine"))          # an explicit choice still wins
+    assert config.assets_root() == (tmp_path / "mine").resolve()

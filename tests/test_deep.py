@@ -1,5 +1,6 @@
 """Case study 3: the exact architectures, the preprocessing, the benchmark."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from casebook import config, data, models, preprocessing as pp, training
@@ -72,6 +73,56 @@ def test_housing_mlp_is_exactly_the_specified_architecture(keras_mod):
     assert [layer.activation.__name__ for layer in m.layers] == ["relu", "relu", "linear"]
     assert m.count_params() == 8 * 64 + 64 + 64 * 32 + 32 + 33 and m.loss == "mse"
     assert m.predict(np.zeros((2, 8)), verbose=0).shape == (2, 1)
+
+
+def test_steps_per_execution_gives_the_same_training_as_one_step_per_call(keras_mod):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 8)).astype("float32"), rng.normal(size=300).astype("float32")
+    weights = []
+    for spe in (1, 8):
+        config.seed_everything(3)
+        m = models.make_housing_mlp(8, steps_per_execution=spe)
+        m.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        weights.append(m.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_keras_regressor_fits_features_on_train_and_scores_the_keras_validation_rows(keras_mod):
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(250, 8)) * 10 + 3)
+    y = X.to_numpy() @ rng.normal(size=8) / 10
+    fits = [training.fit_keras_regressor(models.make_housing_mlp, StandardScaler(), X, y, epochs=3, batch_size=32, seed=5)
+            for _ in range(2)]
+    fit = fits[0]
+    assert fit.features.n_samples_seen_ == 250 and np.allclose(fit.features.mean_, X.mean())
+    assert len(fit.history.history["val_loss"]) == 3
+    val_rows = X.iloc[200:]                                      # Keras' validation_split=0.2 of 250 rows
+    expected = np.sqrt(np.mean((fit.predict(val_rows) - y[200:]) ** 2))
+    assert fit.val_rmse == pytest.approx(expected, rel=1e-5)
+    assert fit.val_rmse ** 2 == pytest.approx(fit.history.history["val_loss"][-1], rel=1e-3)
+    assert fits[1].val_rmse == fit.val_rmse                      # same seed, same network
+
+
+def test_geo_similarity_learns_its_centres_from_the_rows_it_is_fitted_on_only():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"MedInc": rng.random(200), "Latitude": rng.uniform(32, 42, 200), "Longitude": rng.uniform(-124, -114, 200)})
+    other = train.assign(Latitude=train["Latitude"] + 50)           # far away: must not move the centres
+    geo = pp.GeoSimilarity(n_clusters=5, gamma=1.0).fit(train)
+    centres = geo.kmeans_.cluster_centers_.copy()
+    out = geo.transform(other)
+    np.testing.assert_array_equal(geo.kmeans_.cluster_centers_, centres)
+    assert out.shape == (200, 3 + 5) and np.allclose(out[:, :3], other.to_numpy())
+    assert np.all(out[:, 3:] < 1e-100)                                 # 50° from every centre
+    at_centre = pd.DataFrame({"MedInc": [0.0], "Latitude": [centres[0, 0]], "Longitude": [centres[0, 1]]})
+    assert geo.transform(at_centre)[0, 3] == pytest.approx(1.0)
+    assert list(geo.get_feature_names_out())[-1] == "geo_sim_4"
+    with pytest.raises(ValueError, match="Latitude"):
+        geo.transform(train.drop(columns="Latitude"))
+    with pytest.raises(ValueError, match="n_clusters"):
+        pp.GeoSimilarity(n_clusters=500).fit(train)
 
 
 @pytest.mark.parametrize("augment", [False, True])

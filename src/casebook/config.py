@@ -52,8 +52,11 @@ def data_root() -> Path:
 
 
 def assets_root() -> Path:
-    """Where notebooks write figures and results (``assets/``)."""
-    return Path(os.environ.get("CASEBOOK_ASSETS") or REPO_ROOT / "assets").expanduser().resolve()
+    """Where notebooks write figures and results: ``$CASEBOOK_ASSETS``, else ``<repo>/assets`` in full mode.
+    Smoke runs default to ``<outputs>/smoke-assets`` (git-ignored): tiny-data figures never overwrite the committed ones."""
+    if os.environ.get("CASEBOOK_ASSETS"):
+        return Path(os.environ["CASEBOOK_ASSETS"]).expanduser().resolve()
+    return outputs_dir() / "smoke-assets" if is_smoke() else (REPO_ROOT / "assets").resolve()
 
 
 def results_dir() -> Path:

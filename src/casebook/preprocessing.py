@@ -31,6 +31,43 @@ class IQRClipper(TransformerMixin, BaseEstimator):
         return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
 
 
+class GeoSimilarity(TransformerMixin, BaseEstimator):
+    """Append, to the input columns, the RBF similarity exp(−γ·d²) of each row's (latitude, longitude) to
+    ``n_clusters`` k-means centres of the rows it is fitted on (training rows only; the target is never used).
+
+    A small MLP given two raw coordinates has to carve coastlines and cities out of a few ReLUs; these columns
+    hand it "how close is this block group to each dense area" directly. ``gamma`` is in 1/degree²."""
+
+    def __init__(self, n_clusters: int = 50, gamma: float = 2.0, columns=("Latitude", "Longitude"),
+                 seed: int = config.DEFAULT_SEED):
+        self.n_clusters, self.gamma, self.columns, self.seed = n_clusters, gamma, columns, seed
+
+    def _coords(self, X):
+        if not isinstance(X, pd.DataFrame) or not set(self.columns) <= set(X.columns):
+            raise ValueError(f"GeoSimilarity needs a DataFrame with columns {list(self.columns)}")
+        return X[list(self.columns)].to_numpy(dtype=float)
+
+    def fit(self, X, y=None):
+        from sklearn.cluster import KMeans
+
+        coords = self._coords(X)
+        if not 1 <= self.n_clusters <= len(coords):
+            raise ValueError(f"n_clusters must be between 1 and the number of rows ({len(coords)}), got {self.n_clusters}")
+        self.kmeans_ = KMeans(self.n_clusters, n_init=10, random_state=self.seed).fit(coords)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        from sklearn.metrics.pairwise import rbf_kernel
+
+        similarity = rbf_kernel(self._coords(X), self.kmeans_.cluster_centers_, gamma=self.gamma)
+        return np.hstack([X.to_numpy(dtype=float), similarity])
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([*self.feature_names_in_, *(f"geo_sim_{i}" for i in range(self.n_clusters))], dtype=object)
+
+
 class IQROutlierRemover(BaseEstimator):
     """A sampler (imblearn ``fit_resample`` protocol): drops *training* rows with any feature outside
     [Q1 − k·IQR, Q3 + k·IQR]. Test rows are never dropped: samplers are skipped at predict time."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -201,6 +202,38 @@ def benchmark_loops(make_model, x, y, dataset, n_batches: int = 200, batch_size:
     out = pd.DataFrame(rows).T
     out.attrs["speedup"] = out["seconds"].iloc[1] / out["seconds"].iloc[0]
     return out
+
+
+@dataclass
+class KerasRegressor:
+    """A fitted feature transformer and the Keras network trained on its output (see :func:`fit_keras_regressor`)."""
+    features: object
+    net: object
+    history: object
+    val_rmse: float
+
+    def predict(self, X) -> np.ndarray:
+        return self.net.predict(self.features.transform(X), verbose=0).ravel()
+
+
+def fit_keras_regressor(make_net, features, X, y, *, epochs: int, batch_size: int, validation_split: float = 0.2,
+                        callbacks=(), seed: int = 42) -> KerasRegressor:
+    """Fit ``features`` (a scikit-learn transformer) on the training rows ``X``, then a fresh network
+    ``make_net(n_features)`` with Keras' own ``validation_split`` (the last rows, unshuffled, as Keras slices them).
+
+    ``val_rmse`` is the RMSE of the network *as returned* (last epoch, or the restored best one) on those validation
+    rows, so variants can be compared without touching the test set."""
+    from . import config
+
+    config.seed_everything(seed)
+    y = np.asarray(y, dtype="float32")
+    Xf = features.fit(X, y).transform(X)
+    net = make_net(Xf.shape[1])
+    history = net.fit(Xf, y, validation_split=validation_split, epochs=epochs, batch_size=batch_size,
+                      callbacks=list(callbacks), verbose=0)
+    split_at = int(np.floor(len(Xf) * (1.0 - validation_split)))  # where keras.fit cuts off its validation rows
+    residual = net.predict(Xf[split_at:], verbose=0).ravel() - y[split_at:]
+    return KerasRegressor(features, net, history, float(np.sqrt(np.mean(residual ** 2))))
 
 
 def keras_inputs(model, X, z=None):
