@@ -96,3 +96,16 @@ def test_vectorised_bootstrap_equals_the_reference_loop(full):
                                                      for k, f in report.REGRESSION_METRICS.items()}, n_boot=50)
     for k in fast:
         np.testing.assert_allclose(fast[k]["ci95"], slow[k]["ci95"], rtol=1e-6)
+
+
+def test_gamma_metrics_measure_acceptance_of_class_0_at_fixed_hadron_contamination():
+    fns = report.gamma_metrics()
+    assert {"accuracy", "roc_auc", "gamma_acc_at_1pct", "gamma_acc_at_5pct"} <= set(fns)
+    y = np.r_[np.zeros(500, int), np.ones(500, int)]               # 0 = gamma (signal), 1 = hadron
+    perfect = np.r_[np.linspace(0, 0.4, 500), np.linspace(0.6, 1, 500)]   # score = P(hadron)
+    assert fns["gamma_acc_at_1pct"](y, (perfect > 0.5).astype(int), perfect) == pytest.approx(1.0)
+    assert fns["gamma_acc_at_1pct"](y, (perfect < 0.5).astype(int), 1 - perfect) == pytest.approx(0.0, abs=0.01)
+    rng = np.random.default_rng(0)
+    noisy = perfect + rng.normal(0, 0.2, 1000)
+    acc1, acc5 = (fns[k](y, None, noisy) for k in ("gamma_acc_at_1pct", "gamma_acc_at_5pct"))
+    assert 0 < acc1 < acc5 < 1                                       # looser contamination keeps more gammas

@@ -282,6 +282,12 @@ def signal_efficiency_metrics(levels=(0.01, 0.05), signal: int = 0, name: str = 
     return {f"{name}_at_{level * 100:g}pct": fn(level) for level in levels}
 
 
+def gamma_metrics(levels=(0.01, 0.05)) -> dict:
+    """The gamma-telescope case's test metrics (notebooks 01 and 02): the standard binary set plus gamma
+    acceptance ``gamma_acc_at_{level%}pct`` at fixed hadron contamination (gamma is class 0)."""
+    return {**CLASSIFICATION_METRICS, **signal_efficiency_metrics(levels, signal=0, name="gamma_acc")}
+
+
 def evaluate_models(fitted: Mapping, X_test, y_test, metrics: Mapping[str, Callable] | None = None,
                     n_boot: int = 1000, score_fn: Callable | None = None) -> tuple[dict, dict, dict]:
     """Evaluate already-chosen, already-fitted binary models on the test set (once).
