@@ -109,3 +109,20 @@ def test_gamma_metrics_measure_acceptance_of_class_0_at_fixed_hadron_contaminati
     noisy = perfect + rng.normal(0, 0.2, 1000)
     acc1, acc5 = (fns[k](y, None, noisy) for k in ("gamma_acc_at_1pct", "gamma_acc_at_5pct"))
     assert 0 < acc1 < acc5 < 1                                       # looser contamination keeps more gammas
+
+
+def test_regression_and_map_plots_draw_what_they_say():
+    import matplotlib
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 5, 300)
+    pred = y + rng.normal(0, 0.3, 300)
+    a, b = report.plot_regression_diagnostics(y, pred, cap=5.0, title="m")
+    np.testing.assert_allclose(a.collections[0].get_offsets(), np.c_[y, pred])
+    np.testing.assert_allclose(b.collections[0].get_offsets(), np.c_[pred, pred - y])
+    assert "target cap 5" in [t.get_text() for t in a.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="differ in length"):
+        report.plot_regression_diagnostics(y, pred[:-1])
+    centres = np.array([[34.0, -118.0], [37.8, -122.4]])              # (latitude, longitude)
+    ax = report.plot_map(rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50), rng.random(50), centres=centres)
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), centres[:, ::-1])   # drawn as (x=lon, y=lat)

@@ -94,6 +94,43 @@ def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"
     return axes
 
 
+def plot_regression_diagnostics(y_true, y_pred, axes=None, title: str = "", cap: float | None = None):
+    """Predicted vs actual (with the identity line and, if given, the target's ``cap``) and residuals
+    (predicted − actual) vs predicted. Returns the two axes."""
+    plt = _plt()
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    y_true, y_pred = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {len(y_true)} vs {len(y_pred)}")
+    lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
+    axes[0].scatter(y_true, y_pred, s=3, alpha=0.3)
+    axes[0].plot([lo, hi], [lo, hi], "k--", lw=1, label="predicted = actual")
+    if cap is not None:
+        axes[0].axvline(cap, color="tab:red", lw=1, ls=":", label=f"target cap {cap:g}")
+    axes[0].legend()
+    axes[0].set(xlabel="actual", ylabel="predicted", title=f"{title}: predicted vs actual".lstrip(": "))
+    axes[1].scatter(y_pred, y_pred - y_true, s=3, alpha=0.3)
+    axes[1].axhline(0, color="k", lw=1)
+    axes[1].set(xlabel="predicted", ylabel="residual (predicted − actual)", title="residuals")
+    return axes
+
+
+def plot_map(lon, lat, values, ax=None, centres=None, label: str = "", title: str = "", s: float = 2, alpha: float = 1.0):
+    """Points at (longitude, latitude) coloured by ``values``; optional ``centres`` as (latitude, longitude) rows."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.6))
+    sc = ax.scatter(lon, lat, c=values, s=s, cmap="viridis", alpha=alpha)
+    ax.figure.colorbar(sc, ax=ax, label=label)
+    if centres is not None:
+        centres = np.asarray(centres)
+        ax.scatter(centres[:, 1], centres[:, 0], marker="x", c="tab:red", s=25, label=f"{len(centres)} k-means centres")
+        ax.legend(loc="upper right")
+    ax.set(xlabel="longitude", ylabel="latitude", title=title)
+    return ax
+
+
 def plot_roc_pr(y_true, scores: Mapping[str, np.ndarray], axes=None, pos_label: str = "positive"):
     """Overlaid ROC and precision-recall curves for several models' positive-class scores."""
     plt = _plt()
