@@ -48,16 +48,30 @@ def empty_root(tmp_path, monkeypatch):
     return root
 
 
-def _real_root() -> Path | None:
-    root = config.data_root()
-    return root if all(v == "ok" for v in data.verify_all().values()) else None
+def real_data_status() -> tuple[bool, list[str]]:
+    """(all datasets present?, problems with those present). Absent data may skip a test; data that is
+    present but corrupt (wrong checksum, bad image, unreadable file) must fail it."""
+    if not config.data_root().is_dir():
+        return False, []
+    absent, corrupt = False, []
+    for key in data.REGISTRY:
+        try:
+            data.dataset_dir(key, download=False)
+        except (data.DataNotFoundError, data.DataRootError):
+            absent = True
+        except data.DataError as e:
+            corrupt.append(f"{key}: {e}")
+    return not absent, corrupt
 
 
 @pytest.fixture
 def real_data(monkeypatch):
-    """The real datasets (CASEBOOK_DATA, e.g. ../shared/datasets). Skipped only when they are absent."""
-    root = _real_root() if config.data_root().is_dir() else None
-    if root is None:
+    """The real datasets (CASEBOOK_DATA, e.g. ../shared/datasets). Skipped only when some are absent;
+    a dataset that is present but corrupt fails the test."""
+    complete, corrupt = real_data_status()
+    if corrupt:
+        pytest.fail("real data present but corrupt: " + " | ".join(corrupt))
+    if not complete:
         pytest.skip("real datasets not present in CASEBOOK_DATA")
     monkeypatch.setenv("CASEBOOK_SMOKE", "0")
-    return root
+    return config.data_root()

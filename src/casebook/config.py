@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +82,32 @@ def mlflow_tracking_uri() -> str:
 def mlflow_artifact_root() -> str:
     """Absolute artifact location (a ``file://`` URI) beside the database."""
     return (mlflow_dir() / "mlartifacts").as_uri()
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".part"):
+    """Yield a temporary file path beside ``path``; when the block succeeds it replaces ``path`` in one
+    rename, with the permissions a plain ``open()`` would give under the umask (``mkstemp`` alone gives
+    0600); when it fails (an exception, Ctrl-C, SIGTERM turned into an exception) the temporary file is
+    removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def pick(full, smoke):

@@ -193,24 +193,19 @@ def _atomic_download(remote: RemoteFile, dest: Path, timeout: float = 60) -> Non
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in remote.urls:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                shutil.copyfileobj(resp, out)
-            tmp_path = Path(tmp)
-            if remote.archive_member:
-                verify_file(tmp_path, remote.archive_sha256)
-                with tarfile.open(tmp_path) as tar:
-                    data = tar.extractfile(remote.archive_member).read()
-                tmp_path.write_bytes(data)
-            verify_file(tmp_path, remote.sha256)
-            os.replace(tmp_path, dest)
+            with config.atomic_path(dest) as tmp_path:
+                with open(tmp_path, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                    shutil.copyfileobj(resp, out)
+                if remote.archive_member:
+                    verify_file(tmp_path, remote.archive_sha256)
+                    with tarfile.open(tmp_path) as tar:
+                        data = tar.extractfile(remote.archive_member).read()
+                    tmp_path.write_bytes(data)
+                verify_file(tmp_path, remote.sha256)
             return
         except Exception as e:  # try the next mirror
             errors.append(f"{url}: {e}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     raise DataNotFoundError("; ".join(errors) or "no download source")
 
 
@@ -249,11 +244,85 @@ def dataset_dir(key: str, download: bool | None = None) -> Path:
     raise DataNotFoundError(_not_found_message(info, missing, folder, why))
 
 
+_IMAGE_PROBLEMS: dict[tuple[str, int, int], str | None] = {}
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def image_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable image (empty, not an image, truncated), or None. A reduced-size decode
+    (JPEG draft mode) reads every entropy-coded block, so a cut or corrupted file fails; cached per
+    (path, size, mtime)."""
+    from PIL import Image
+
+    path = Path(path)
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _IMAGE_PROBLEMS:
+        problem = None
+        if st.st_size == 0:
+            problem = "empty file"
+        else:
+            try:
+                with Image.open(path) as im:
+                    im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
+                    im.load()
+            except Exception as e:  # PIL raises many types for broken files
+                problem = f"not a readable image ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
+        _IMAGE_PROBLEMS[key] = problem
+    return _IMAGE_PROBLEMS[key]
+
+
+def check_images(paths, root: Path | None = None) -> None:
+    """Raise :class:`DataFormatError` naming every unreadable image among ``paths`` (at most 10 shown)."""
+    bad = [(Path(p), image_problem(Path(p))) for p in paths]
+    _raise_bad_images([(p, why) for p, why in bad if why], root)
+
+
+def _raise_bad_images(bad: list[tuple[Path, str]], root: Path | None) -> None:
+    if not bad:
+        return
+
+    def name(p: Path) -> str:
+        return str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p)
+
+    shown = "; ".join(f"{name(p)} ({why})" for p, why in bad[:10])
+    more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+    where = f" in {root}" if root else ""
+    raise DataFormatError(f"{len(bad)} bad image(s){where}: {shown}{more}")
+
+
+def verify_chest_images(folder: Path, manifest: Path | None) -> None:
+    """Every image of the chest X-ray folder checked: with ``manifest.csv``, each listed image must exist and
+    match its sha256, and any image the manifest does not list must decode; without one (a Kaggle download),
+    every image must decode. Raises :class:`DataFormatError` naming each bad file."""
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    bad = []
+    listed = set()
+    if manifest is not None:
+        rows = pd.read_csv(manifest, usecols=["split", "label", "file", "sha256"])
+        for split, label, file, sha in rows.itertuples(index=False):
+            path = folder / split / label / file
+            listed.add(path)
+            if not path.is_file():
+                bad.append((path, "missing (listed in manifest.csv)"))
+            elif path.stat().st_size == 0:
+                bad.append((path, "empty file"))
+            elif sha256_of(path) != sha:
+                bad.append((path, "sha256 differs from manifest.csv"))
+    for path in images:
+        if path not in listed:
+            problem = image_problem(path)
+            if problem:
+                bad.append((path, problem))
+    _raise_bad_images(bad, folder)
+
+
 def _chest_dir(info: DatasetInfo, folder: Path, download: bool | None) -> Path:
     if (folder / "train").is_dir():
         manifest = folder / "manifest.csv"
         if manifest.is_file():
             verify_file(manifest, info.files[0].sha256)
+        verify_chest_images(folder, manifest if manifest.is_file() else None)
         return folder
     if download is None:
         download = not (config.is_offline() or config.is_smoke())
@@ -588,10 +657,8 @@ def keras_weights_path(name: str = "mobilenet_0.25_224_no_top", install: bool = 
         cache.mkdir(parents=True, exist_ok=True)
         target = cache / fname
         if not target.is_file() or sha256_of(target) != sha256_of(path):
-            fd, tmp = tempfile.mkstemp(dir=cache, suffix=".part")
-            os.close(fd)
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
+            with config.atomic_path(target) as tmp:
+                shutil.copyfile(path, tmp)
     return path
 
 

@@ -167,8 +167,12 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
         folder = Path(folder)
         cfg = json.loads((folder / "mlp_config.json").read_text())
-        classes, n_in = np.array(cfg.pop("classes")), cfg.pop("n_features_in")
-        cfg["hidden"] = tuple(cfg["hidden"])
+        allowed = set(cls().get_params()) | {"classes", "n_features_in"}
+        if not isinstance(cfg, dict) or set(cfg) - allowed or not {"classes", "n_features_in"} <= set(cfg):
+            raise ValueError(f"{folder / 'mlp_config.json'}: not a TorchMLPClassifier config "
+                             f"(expected keys {sorted(allowed)})")
+        classes, n_in = np.array(cfg.pop("classes")), int(cfg.pop("n_features_in"))
+        cfg["hidden"] = tuple(int(h) for h in cfg.get("hidden", (64, 32)))
         est = cls(**cfg)
         est.classes_, est.n_features_in_ = classes, n_in
         est.model_ = make_mlp(n_in, est.hidden, len(classes))
@@ -525,17 +529,32 @@ def backbone_of(model):
 
 
 # --------------------------------------------------------------------------------------- safe persistence
-TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "casebook.", "numpy.", "xgboost.", "builtins.", "collections.")
+# The exact type names, beyond skops' own default trust, that the objects casebook writes contain: the
+# train-classifier bundle (a random forest's trees) and the gamma preprocessing pipelines (every outlier and
+# balance option). tests/test_security.py rebuilds each of those objects and checks that this list equals
+# what skops reports for them, so it cannot drift. Anything else in a file is refused.
+TRUSTED_SKOPS_TYPES = (
+    "casebook.preprocessing.IQRClipper",
+    "casebook.preprocessing.IQROutlierRemover",
+    "imblearn.over_sampling._smote.base.SMOTE",
+    "imblearn.pipeline.Pipeline",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.tree._tree.Tree",
+)
+
+
+class UntrustedFileError(ValueError):
+    """A model file asks for types or values casebook never writes: refused before anything is built."""
 
 
 def save_skops(obj, path: str | Path) -> Path:
-    """Persist a scikit-learn object with skops (a safe format: loading runs no arbitrary code)."""
+    """Persist a scikit-learn object with skops (a safe format: loading runs no arbitrary code), atomically."""
     import skops.io as sio
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(obj, path)
-    return path
+    with config.atomic_path(path) as tmp:
+        sio.dump(obj, tmp)
+    return Path(path)
 
 
 def save_pipeline_with_mlp(pipeline, folder: str | Path) -> Path:
@@ -548,23 +567,28 @@ def save_pipeline_with_mlp(pipeline, folder: str | Path) -> Path:
 
 
 def load_pipeline_with_mlp(folder: str | Path):
-    """Inverse of :func:`save_pipeline_with_mlp`: a pipeline that predicts exactly like the saved one."""
+    """Inverse of :func:`save_pipeline_with_mlp`: a pipeline that predicts exactly like the saved one.
+    The skops part is checked against :data:`TRUSTED_SKOPS_TYPES`, the network's config against the
+    estimator's parameters, and its weights are read with ``torch.load(weights_only=True)``."""
     from imblearn.pipeline import Pipeline
 
     folder = Path(folder)
     prep = load_skops(folder / "preprocessing.skops")
+    if not isinstance(prep, Pipeline):
+        raise UntrustedFileError(f"{folder / 'preprocessing.skops'} holds a {type(prep).__name__}, not a pipeline")
     return Pipeline(list(prep.steps) + [("model", TorchMLPClassifier.load(folder))])
 
 
 def load_skops(path: str | Path):
-    """Load a skops file, trusting only types from scikit-learn, imblearn, NumPy, XGBoost and casebook.
+    """Load a skops file whose types are skops' defaults or exactly those in :data:`TRUSTED_SKOPS_TYPES`.
 
-    Raises ``ValueError`` naming any other type the file asks for.
+    Raises :class:`UntrustedFileError` naming every other type the file asks for (nothing is built then).
     """
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=path)
-    foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    foreign = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
     if foreign:
-        raise ValueError(f"{path}: refusing to load untrusted types {foreign}")
-    return sio.load(path, trusted=untrusted)
+        raise UntrustedFileError(f"{path}: refusing to load untrusted types {', '.join(foreign)} "
+                                 f"(casebook writes none of them)")
+    return sio.load(path, trusted=list(untrusted))

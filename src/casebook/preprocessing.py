@@ -189,8 +189,15 @@ def xray_dataset(paths, labels, img_size: int = 224, preprocess=None, batch_size
                  cache: bool = True, seed: int = config.DEFAULT_SEED):
     """``tf.data`` pipeline streaming JPEGs from disk: decode as grey → pad to square (keeping the aspect ratio)
     → resize to ``img_size`` → grey to 3 channels → cache (as uint8-range images, not the float set) →
-    [shuffle] → batch → the backbone's own ``preprocess`` → prefetch. Yields ``(images, labels)``."""
+    [shuffle] → batch → the backbone's own ``preprocess`` → prefetch. Yields ``(images, labels)``.
+
+    Every path is checked first (:func:`casebook.data.check_images`): an unreadable image is named in a
+    ``DataFormatError`` here, instead of surfacing as a TensorFlow decode error in the middle of training."""
     import tensorflow as tf
+
+    from .data import check_images
+
+    check_images(paths)
 
     def load(path, label):
         img = tf.io.decode_jpeg(tf.io.read_file(path), channels=1)

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import resource
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -396,16 +395,8 @@ def validate_results(d: Mapping) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with config.atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_results(case: str, dataset: str, protocol: str, runtime_s: float, models: Mapping, best: str,

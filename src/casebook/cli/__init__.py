@@ -6,8 +6,11 @@ import argparse
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +21,16 @@ class CLIError(Exception):
     """A user error: reported as one line, exit code 2."""
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks remove staged and temporary files."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (some libraries start theirs with a newline)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``prog: error: …``) and exit code 2."""
 
@@ -26,22 +39,56 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
 def run(main_fn, prog: str, argv=None) -> int:
-    """Call ``main_fn(argv)``; turn :class:`CLIError` into one stderr line and exit code 2."""
+    """Call ``main_fn(argv)``; turn :class:`CLIError` into one stderr line and exit code 2. SIGTERM and
+    Ctrl-C unwind normally (so nothing staged is left behind) and exit with 128 + the signal number."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return main_fn(argv) or 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # library notices are not the tool's output
+            return main_fn(argv) or 0
     except CLIError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def positive_finite(name: str, value: float) -> float:
+    """Refuse NaN, inf, zero and negative values of a numeric option."""
+    if not math.isfinite(value) or value <= 0:
+        raise CLIError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def _raw_header(path: Path) -> list[str]:
+    """The header's names exactly as written (pandas renames duplicates to ``a.1``)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        for row in csv.reader(f):
+            if any(cell.strip() for cell in row):
+                return [cell.strip() for cell in row]
+    return []
 
 
 def read_table(path: str | Path, target: str | None = None, require_target: bool = False):
     """Read a numeric CSV, refusing (with :class:`CLIError`) everything a model cannot use: a missing or empty
-    file, a header without rows, a missing target column, non-numeric cells, NaN or infinite values.
-    The target column may hold any labels; every other column must be numeric."""
+    file, a header without rows, duplicate or empty column names, a missing target column, non-numeric cells,
+    NaN or infinite values. The target column may hold any labels; every other column must be numeric."""
     import numpy as np
     import pandas as pd
 
@@ -50,16 +97,21 @@ def read_table(path: str | Path, target: str | None = None, require_target: bool
         raise CLIError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise CLIError(f"{path} is empty")
+    header = _raw_header(path)
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise CLIError(f"{path}: duplicate column names {duplicated}")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise CLIError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise CLIError(f"cannot parse {path} as CSV: {str(e).splitlines()[0]}") from None
+        raise CLIError(f"cannot parse {path} as CSV: {first_line(e)}") from None
     if df.empty:
         raise CLIError(f"{path} has a header but no data rows")
-    if df.columns.duplicated().any():
-        raise CLIError(f"{path}: duplicate column names {sorted(set(df.columns[df.columns.duplicated()]))}")
+    unnamed = [str(c) for c in df.columns if str(c).startswith("Unnamed: ") or not str(c).strip()]
+    if unnamed:
+        raise CLIError(f"{path}: column without a name in the header (position {df.columns.get_loc(unnamed[0]) + 1})")
     if require_target and target not in df.columns:
         raise CLIError(f"target column {target!r} not in {path} (columns: {', '.join(map(str, df.columns))})")
     if target in df.columns and df[target].isna().any():
@@ -80,45 +132,88 @@ def read_table(path: str | Path, target: str | None = None, require_target: bool
     return df
 
 
+def check_trainable(y, source: str, need_per_class: int, smallest_split: float) -> None:
+    """Refuse a target a classifier cannot honestly learn: one class only, a class with fewer than
+    ``need_per_class`` rows, or too few rows for the smallest stratified split (``smallest_split`` of the rows)
+    to hold every class."""
+    import numpy as np
+
+    labels, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+    if len(labels) < 2:
+        raise CLIError(f"{source}: the target has a single class ({labels[0]!r}); a classifier needs at least two")
+    small = {str(lab): int(c) for lab, c in zip(labels, counts) if c < need_per_class}
+    if small:
+        raise CLIError(f"{source}: too few rows per class for honest train/validation/test splits (need "
+                       f"{need_per_class} per class; have {small})")
+    if len(y) * smallest_split < len(labels):
+        raise CLIError(f"{source}: {len(y)} rows are too few for a {smallest_split:.0%} split holding all "
+                       f"{len(labels)} classes (need {int(math.ceil(len(labels) / smallest_split))})")
+
+
 def check_writable_dir(folder: Path) -> None:
-    """Fail early if ``folder`` (or the nearest existing parent it would be created in) is not writable."""
+    """Fail early, before any work, if ``folder`` cannot be created or written: probe the nearest existing
+    parent by creating (and removing) a temporary folder there. Permission bits are not enough (root
+    ignores them, and /proc says yes to ``access()`` but refuses ``mkdir``)."""
+    folder = Path(folder)
     p = folder.resolve()
     while not p.exists():
         p = p.parent
     if not p.is_dir():
         raise CLIError(f"output path {folder} is inside a file ({p})")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise CLIError(f"output directory {folder} is not writable")
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"output directory {folder} is an existing file")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".casebook-probe.", dir=p))
+    except OSError as e:
+        raise CLIError(f"output directory {folder} cannot be created or written ({e.strerror})") from None
+
+
+def check_output_file(path: Path) -> None:
+    """``path`` must be creatable as a file: not a directory, inside a writable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise CLIError(f"output {path} is a directory; give a file name such as {path / 'predictions.csv'}")
+    check_writable_dir(path.parent)
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    missing = []
+    p = folder.resolve()
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    return missing
 
 
 @contextmanager
 def staged_output(folder: Path):
     """Yield a staging folder next to ``folder``; on success move its files into ``folder`` (created),
-    on failure delete it: the output directory never holds a half-written result."""
+    on failure (an error, Ctrl-C, SIGTERM) delete it, and any parent folder it had to create: the output
+    directory never holds a half-written result."""
     check_writable_dir(folder)
+    created = _missing_parents(folder)
     parent = folder.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+    ok = False
     try:
         yield stage
         folder.mkdir(parents=True, exist_ok=True)
         for f in stage.iterdir():
             os.replace(f, folder / f.name)
+        ok = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if not ok and created:
+            shutil.rmtree(created[-1], ignore_errors=True)
 
 
 def atomic_write_csv(df, path: Path) -> None:
-    check_writable_dir(path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    from casebook.config import atomic_path
+
+    check_output_file(path)
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def fmt_mean_std(values) -> str:

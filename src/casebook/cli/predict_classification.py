@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import CLIError, Parser, atomic_write_csv, check_writable_dir, read_table, run
+from . import CLIError, Parser, atomic_write_csv, check_output_file, first_line, read_table, run
 
 PROG = "predict-classification"
 
@@ -30,17 +30,37 @@ def build_parser() -> Parser:
 def load_bundle(path: Path) -> dict:
     if not path.is_file():
         raise CLIError(f"model file not found: {path}")
-    from casebook.models import load_skops
+    from casebook.models import UntrustedFileError, load_skops
 
     try:
         bundle = load_skops(path)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    except UntrustedFileError as e:
+        raise CLIError(first_line(e)) from None
     except Exception as e:  # zip/JSON errors from a corrupt or foreign file
         raise CLIError(f"{path} is not a valid model file ({type(e).__name__})") from None
-    if not isinstance(bundle, dict) or not {"pipeline", "features", "target"} <= set(bundle):
-        raise CLIError(f"{path} is not a train-classifier model (missing pipeline/features/target)")
+    problem = bundle_problem(bundle)
+    if problem:
+        raise CLIError(f"{path} is not a train-classifier model: {problem}")
     return bundle
+
+
+def bundle_problem(bundle) -> str | None:
+    """What makes ``bundle`` unlike the dict train-classifier writes, or None."""
+    if not isinstance(bundle, dict) or not {"pipeline", "features", "target"} <= set(bundle):
+        return "missing pipeline/features/target"
+    features, target, pipeline = bundle["features"], bundle["target"], bundle["pipeline"]
+    if not isinstance(target, str) or not isinstance(features, list) or not features:
+        return "target must be a name and features a non-empty list of names"
+    if not all(isinstance(f, str) for f in features) or len(set(features)) != len(features):
+        return "feature names must be distinct strings"
+    if not callable(getattr(pipeline, "predict", None)):
+        return f"its pipeline ({type(pipeline).__name__}) cannot predict"
+    n_in = getattr(pipeline, "n_features_in_", None)
+    if n_in is None:
+        return "its pipeline is not fitted"
+    if n_in != len(features):
+        return f"its pipeline expects {n_in} features but the bundle names {len(features)}"
+    return None
 
 
 def main_impl(argv=None) -> int:
@@ -48,7 +68,7 @@ def main_impl(argv=None) -> int:
     t0 = time.perf_counter()
     data_path = args.data or args.model.parent / "validation.csv"
     out_path = args.output or args.model.parent / "predictions.csv"
-    check_writable_dir(out_path.parent)
+    check_output_file(out_path)
     bundle = load_bundle(args.model)
     features, target = bundle["features"], bundle["target"]
     df = read_table(data_path, target)
@@ -62,7 +82,10 @@ def main_impl(argv=None) -> int:
     import pandas as pd
     from sklearn.metrics import accuracy_score, classification_report
 
-    pred = bundle["pipeline"].predict(X)
+    try:
+        pred = bundle["pipeline"].predict(X)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"cannot predict {data_path} with {args.model}: {first_line(e)}") from None
     out = pd.DataFrame({"prediction": pred})
     atomic_write_csv(out, out_path)
     print(f"predicted {len(out)} rows with {bundle.get('model', 'model')} → {out_path}")

@@ -10,11 +10,13 @@ Writes into --output-dir: model.skops (safe format: pipeline + feature names + t
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
 
-from . import CLIError, Parser, fmt_mean_std, read_table, run, staged_output
+from . import (CLIError, Parser, check_trainable, check_writable_dir, first_line, fmt_mean_std, positive_finite,
+               read_table, run, staged_output)
 
 PROG = "train-classifier"
 MODELS = ("random-forest", "svm", "logistic-regression")  # = casebook.models.TABULAR_MODELS (kept import-free)
@@ -50,8 +52,10 @@ def main_impl(argv=None) -> int:
         raise CLIError("--target needs --data")
     if args.cv < 2:
         raise CLIError(f"--cv must be at least 2, got {args.cv}")
-    from . import check_writable_dir
-
+    positive_finite("--class-sep", args.class_sep)
+    for name in ("n_samples", "n_features", "n_informative", "n_classes", "n_clusters_per_class"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     check_writable_dir(args.output_dir)
 
     import json
@@ -69,15 +73,16 @@ def main_impl(argv=None) -> int:
             df = data.make_synthetic(args.n_samples, args.n_features, args.n_informative, 0, args.n_classes,
                                      args.n_clusters_per_class, args.class_sep, args.seed)
         except ValueError as e:
-            raise CLIError(f"invalid generator parameters: {e}") from None
+            raise CLIError(f"invalid generator parameters: {first_line(e)}") from None
         target, source = "target", "make_classification"
     X, y = df.drop(columns=target), df[target].to_numpy()
     if X.shape[1] == 0:
         raise CLIError("no feature columns besides the target")
+    check_trainable(y, source, need_per_class=max(5, math.ceil(args.cv / 0.7) + 2), smallest_split=0.099)
     try:
         fit = training.train_tabular(X, y, args.model, args.cv, args.seed)
     except ValueError as e:
-        raise CLIError(f"cannot train on this data: {str(e).splitlines()[0]}") from None
+        raise CLIError(f"cannot train on this data: {first_line(e)}") from None
     pipe, scores, pred = fit["pipeline"], fit["cv_scores"], fit["test_pred"]
     y_train, y_test, X_val, y_val = fit["y_train"], fit["y_test"], fit["X_val"], fit["y_val"]
     acc = accuracy_score(y_test, pred)

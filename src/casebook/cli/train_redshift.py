@@ -7,7 +7,8 @@ Examples:
 Data: <data root>/redshift/{pdfs32,zgrid32,attributes32}.npy when present, else the simulator
 (--n-objects, --seed). Writes into --output-dir: best.keras (ModelCheckpoint on validation loss),
 model.keras (final, best weights restored), record.json (confusion matrices, curves, learning rate per epoch,
-classification report, model summary) and report.png (the 2x2 report figure, also saved to assets/).
+classification report, model summary) and report.png (the 2x2 report figure). Nothing is written outside
+--output-dir, and nothing at all if training fails or is interrupted (Ctrl-C, SIGTERM).
 """
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-from . import CLIError, Parser, check_writable_dir, run, staged_output
+from . import CLIError, Parser, check_trainable, check_writable_dir, positive_finite, run, staged_output
 
 PROG = "train-redshift"
 MODELS = ("CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs")
 TARGETS = ("DeltaZ", "Success2", "Success3", "Flag3")
 INPUTS = ("logPDF", "PDF", "logLikelihood")
+MIN_OBJECTS = 100  # below this a 70/15/15 stratified split leaves validation and test sets of a handful
+MIN_PER_CLASS = 10
 
 
 def build_parser() -> Parser:
@@ -37,6 +40,9 @@ def build_parser() -> Parser:
     p.add_argument("--n-objects", type=int, default=8000, help="simulated objects when no real data is present")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output-dir", type=Path, default=Path("outputs/redshift"))
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling the survey's object attributes32.npy (can run code: only for a file "
+                        "you produced; better: python -m casebook.redshift convert FOLDER --trust-pickle once)")
     return p
 
 
@@ -45,6 +51,10 @@ def main_impl(argv=None) -> int:
     for name in ("epochs", "batch_size", "n_objects"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be positive")
+    if args.n_objects < MIN_OBJECTS:
+        raise CLIError(f"--n-objects must be at least {MIN_OBJECTS} (train/validation/test splits), got {args.n_objects}")
+    positive_finite("--lr", args.lr)
+    positive_finite("--threshold", args.threshold)
     check_writable_dir(args.output_dir)
     t0 = time.perf_counter()
     from casebook import config
@@ -55,9 +65,11 @@ def main_impl(argv=None) -> int:
 
     config.seed_everything(args.seed)
     try:
-        d = redshift.load(n=args.n_objects, seed=args.seed)
+        d = redshift.load(n=args.n_objects, seed=args.seed, allow_pickle=args.trust_pickle)
     except DataError as e:
         raise CLIError(str(e)) from None
+    y, names = redshift.make_target(d, args.target, args.threshold)
+    check_trainable(y, f"target {args.target} (threshold {args.threshold:g})", MIN_PER_CLASS, 0.15)
     ds = redshift.load_dataset(args.target, args.undersample, args.input_data, args.seed, data=d,
                                threshold=args.threshold)
     print(f"data: {'simulated' if d.simulated else 'real files'}, {len(d.log_pdf)} objects; target {args.target} "
@@ -74,7 +86,6 @@ def main_impl(argv=None) -> int:
         report.save_record(rec, stage / "record.json")
         fig = report.record_figure(rec, f"{args.model} on {args.target}")
         fig.savefig(stage / "report.png", dpi=110, bbox_inches="tight")
-        report.save_fig(fig, "07_redshift_reliability", f"report_cli_{args.model}_{args.target}")
     print(f"test accuracy {rec['report']['accuracy']:.4f}; best epoch {rec['best_epoch']}; "
           f"{rec['seconds_per_epoch']:.1f} s/epoch")
     print(f"wrote {args.output_dir}/best.keras, model.keras, record.json, report.png "
