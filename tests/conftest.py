@@ -75,3 +75,11 @@ def real_data(monkeypatch):
         pytest.skip("real datasets not present in CASEBOOK_DATA")
     monkeypatch.setenv("CASEBOOK_SMOKE", "0")
     return config.data_root()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests record with ``record_property`` (e.g. how many fuzz cases ran)."""
+    for report in terminalreporter.stats.get("passed", []):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "fuzz_cases":
+                terminalreporter.write_line(f"{report.nodeid}: {value}")

@@ -63,6 +63,28 @@ def bundle_problem(bundle) -> str | None:
     return None
 
 
+def target_labels(df, target: str, pipeline, path: Path):
+    """The CSV's target column as labels of the model's kind (numbers for a model trained on numbers, text
+    otherwise), checked before anything is predicted or written: a value that cannot be such a label is an
+    error, not a traceback in the report."""
+    import numpy as np
+    import pandas as pd
+
+    classes = np.asarray(getattr(pipeline, "classes_", []))
+    column = df[target]
+    if classes.dtype.kind not in "iufb":
+        return column.astype(str).to_numpy()
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if np.array_equal(classes, np.round(classes)):  # whole-number labels: 0.5 is no label either
+        bad |= np.isfinite(values) & (values != np.round(values))
+    if bad.any():
+        i = int(bad.argmax())
+        raise CLIError(f"{path}: target column {target!r} holds {column.iloc[i]!r} on line {i + 2}; the model's "
+                       f"labels are {', '.join(map(str, classes[:5].tolist()))}")
+    return values.astype(classes.dtype)
+
+
 def main_impl(argv=None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
@@ -79,6 +101,7 @@ def main_impl(argv=None) -> int:
     if extra:
         raise CLIError(f"{data_path}: unexpected columns {extra} (the model was trained on {features})")
     X = df[features]  # reordered by name
+    y = target_labels(df, target, bundle["pipeline"], data_path) if target in df.columns else None
     import pandas as pd
     from sklearn.metrics import accuracy_score, classification_report
 
@@ -89,8 +112,7 @@ def main_impl(argv=None) -> int:
     out = pd.DataFrame({"prediction": pred})
     atomic_write_csv(out, out_path)
     print(f"predicted {len(out)} rows with {bundle.get('model', 'model')} → {out_path}")
-    if target in df.columns:
-        y = df[target].to_numpy()
+    if y is not None:
         print(classification_report(y, pred, digits=4, zero_division=0))
         print(f"accuracy: {accuracy_score(y, pred):.4f}")
     print(f"({time.perf_counter() - t0:.1f} s wall)")
