@@ -8,6 +8,9 @@ CASEBOOK_OFFLINE  ``1`` = never try to download
 CASEBOOK_ASSETS   where figures and results go (default ``<repo>/assets``)
 CASEBOOK_OUTPUTS  trained models and tool outputs (default ``<repo>/outputs``, git-ignored)
 CASEBOOK_MLFLOW   folder holding ``mlflow.db`` and ``mlartifacts/`` (default: the repository root)
+CASEBOOK_MLFLOW_URI  a tracking server (e.g. ``http://mlflow.example:5000``) that every notebook and tool logs
+                  to instead of the local sqlite store; credentials come from MLflow's own
+                  ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``
 """
 from __future__ import annotations
 
@@ -75,8 +78,15 @@ def mlflow_dir() -> Path:
 
 
 def mlflow_tracking_uri() -> str:
-    """Absolute sqlite URI, so runs land in one place whatever folder a kernel started in."""
-    return f"sqlite:///{mlflow_dir() / 'mlflow.db'}"
+    """``$CASEBOOK_MLFLOW_URI`` (a team's tracking server) when set, else the local store as an absolute
+    sqlite URI, so runs land in one place whatever folder a kernel started in."""
+    remote = os.environ.get("CASEBOOK_MLFLOW_URI", "").strip()
+    return remote or f"sqlite:///{mlflow_dir() / 'mlflow.db'}"
+
+
+def mlflow_is_remote() -> bool:
+    """True when runs go to a tracking server (``CASEBOOK_MLFLOW_URI``), which stores the artifacts itself."""
+    return mlflow_tracking_uri().startswith(("http://", "https://"))
 
 
 def mlflow_artifact_root() -> str:

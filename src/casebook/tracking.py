@@ -1,12 +1,16 @@
-"""MLflow, configured once from :mod:`casebook.config`: sqlite backend, absolute artifact root, one
-experiment per case study.
+"""MLflow, configured once from :mod:`casebook.config`: one experiment per case study, logged to the local
+sqlite store (absolute paths) or, when ``CASEBOOK_MLFLOW_URI`` is set, to a team's tracking server (logins
+from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``; artifacts go through the server).
 
+A server that cannot be reached, refuses the login (401) or the action (403) raises
+:class:`TrackingServerError` with one line saying which server, what failed and which variable to set.
 MLflow is imported lazily (it costs seconds), so importing this module is cheap.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -28,6 +32,8 @@ PIP_REQUIREMENTS = {
 def _mlflow():
     import logging
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs and notebooks
+
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -35,17 +41,91 @@ def _mlflow():
     return mlflow
 
 
-def setup(experiment: str):
-    """Point MLflow at the project's sqlite store and select (creating if needed) ``experiment``.
+class TrackingServerError(RuntimeError):
+    """The tracking server is unreachable, or refused the credentials (401) or the action (403)."""
 
-    Returns the ``mlflow`` module, ready to use.
+
+CREDENTIALS = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+_CHECKED: set[tuple] = set()
+
+
+def _credentials() -> tuple[str, str] | None:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+
+
+def _refusal(uri: str, status: int, action: str) -> TrackingServerError:
+    creds = _credentials()
+    if status == 401:
+        who = f"wrong password for user {creds[0]!r}" if creds else "no credentials given"
+        return TrackingServerError(f"MLflow server {uri} refused the login to {action} (401: {who}); {CREDENTIALS}")
+    who = f"user {creds[0]!r}" if creds else "an anonymous user"
+    return TrackingServerError(f"MLflow server {uri} does not allow {who} to {action} (403: ask an admin or the "
+                               f"experiment's owner for permission, or set MLFLOW_TRACKING_USERNAME to another user)")
+
+
+def check_server(uri: str | None = None, timeout: float = 10.0) -> None:
+    """For a tracking server: it answers, and accepts the credentials, within ``timeout`` seconds (MLflow's
+    own client would retry an unreachable server for minutes). Local stores pass. Checked once per
+    (server, user, password) per process."""
+    uri = uri or config.mlflow_tracking_uri()
+    key = (uri, _credentials())
+    if not uri.startswith(("http://", "https://")) or key in _CHECKED:
+        return
+    import requests
+
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                                auth=_credentials(), timeout=timeout)
+    except requests.RequestException as e:
+        text = str(e)
+        reason = next((why for marker, why in (("Connection refused", "connection refused"),
+                                               ("NameResolution", "host name not found"),
+                                               ("timed out", f"no answer within {timeout:g} s"),
+                                               ("SSL", "TLS handshake failed")) if marker in text),
+                      type(e).__name__)
+        raise TrackingServerError(f"MLflow server {uri} is unreachable ({reason}); start it, or fix or unset "
+                                  f"CASEBOOK_MLFLOW_URI") from None
+    if response.status_code in (401, 403):
+        raise _refusal(uri, response.status_code, "list experiments")
+    if not response.ok:
+        raise TrackingServerError(f"MLflow server {uri} answered HTTP {response.status_code} to an experiments "
+                                  f"search; is CASEBOOK_MLFLOW_URI an MLflow tracking server?")
+    _CHECKED.add(key)
+
+
+@contextlib.contextmanager
+def _server_errors(action: str):
+    """MLflow's 401/403 exceptions → :class:`TrackingServerError` naming the server and the variables."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as e:
+        status = e.get_http_status_code()
+        if status in (401, 403) or e.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise _refusal(config.mlflow_tracking_uri(), 401 if status == 401 or e.error_code == "UNAUTHENTICATED"
+                           else 403, action) from None
+        raise
+
+
+def setup(experiment: str):
+    """Point MLflow at the project's store (``CASEBOOK_MLFLOW_URI``'s server, else local sqlite) and select
+    (creating if needed) ``experiment``. Raises :class:`TrackingServerError` if a server is unreachable or
+    refuses. Returns the ``mlflow`` module, ready to use.
     """
+    uri = config.mlflow_tracking_uri()
+    check_server(uri)
     mlflow = _mlflow()
-    config.mlflow_dir().mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(config.mlflow_tracking_uri())
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=f"{config.mlflow_artifact_root()}/{experiment}")
-    mlflow.set_experiment(experiment)
+    if not config.mlflow_is_remote():
+        config.mlflow_dir().mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    with _server_errors(f"use experiment {experiment!r}"):
+        if mlflow.get_experiment_by_name(experiment) is None:
+            # a server stores artifacts itself (--serve-artifacts); the local store keeps them beside mlflow.db
+            location = None if config.mlflow_is_remote() else f"{config.mlflow_artifact_root()}/{experiment}"
+            mlflow.create_experiment(experiment, artifact_location=location)
+        mlflow.set_experiment(experiment)
     return mlflow
 
 
@@ -69,7 +149,9 @@ def run(experiment: str, run_name: str | None = None, params: Mapping | None = N
     mlflow = setup(experiment)
     tags = dict(tags or {})
     tags.setdefault("mode", "smoke" if config.is_smoke() else "full")
-    with mlflow.start_run(run_name=run_name, tags=tags) as active:
+    with _server_errors(f"create a run in experiment {experiment!r}"):
+        active = mlflow.start_run(run_name=run_name, tags=tags)
+    with active, _server_errors(f"log to experiment {experiment!r}"):
         if params:
             mlflow.log_params(flatten(params))
         yield active
@@ -115,8 +197,10 @@ def log_model(model, flavor: str, name: str = "model", input_example=None, regis
 
     module = importlib.import_module(f"mlflow.{flavor}")
     if flavor == "sklearn":
+        from .models import TRUSTED_SKOPS_TYPES
+
         kwargs.setdefault("serialization_format", "skops")
-        kwargs.setdefault("skops_trusted_types", None)
+        kwargs.setdefault("skops_trusted_types", list(TRUSTED_SKOPS_TYPES))
     sig = None
     if input_example is not None:
         from mlflow.models import infer_signature
@@ -180,20 +264,38 @@ def register_alias(run_id: str, model_name: str, alias: str = "champion", artifa
     mlflow = _mlflow()
     from mlflow import MlflowClient
 
-    run = MlflowClient().get_run(run_id)
+    with _server_errors(f"register {model_name!r}"):
+        return _register_alias(mlflow, MlflowClient(), run_id, model_name, alias, artifact)
+
+
+def _register_alias(mlflow, client, run_id: str, model_name: str, alias: str, artifact: str) -> int:
+    run = client.get_run(run_id)
     logged = [m for m in (mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
                                                           filter_string=f"source_run_id = '{run_id}'",
                                                           output_format="list") or [])
               if m.name == artifact]
     source = logged[0].model_uri if logged else f"runs:/{run_id}/{artifact}"
     version = mlflow.register_model(source, model_name)
-    MlflowClient().set_registered_model_alias(model_name, alias, version.version)
+    client.set_registered_model_alias(model_name, alias, version.version)
     return int(version.version)
 
 
 def load_by_alias(model_name: str, alias: str = "champion", flavor: str = "keras"):
-    """``models:/<name>@<alias>`` loaded with its flavor (e.g. the registered champion)."""
+    """``models:/<name>@<alias>`` loaded with its flavor (e.g. the registered champion). A scikit-learn model
+    is read with :func:`casebook.models.load_skops` (casebook's exact type allow-list), not with the type list
+    its MLmodel file declares; Keras loads in safe mode."""
     import importlib
 
-    _mlflow()
-    return importlib.import_module(f"mlflow.{flavor}").load_model(f"models:/{model_name}@{alias}")
+    mlflow = _mlflow()
+    uri = f"models:/{model_name}@{alias}"
+    with _server_errors(f"load {uri}"):
+        if flavor == "sklearn":
+            from .models import load_skops
+
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+                files = sorted(local.rglob("*.skops"))
+                if not files:
+                    raise TrackingServerError(f"{uri} holds no .skops model")
+                return load_skops(files[0])
+        return importlib.import_module(f"mlflow.{flavor}").load_model(uri)

@@ -208,6 +208,33 @@ def staged_output(folder: Path):
             shutil.rmtree(created[-1], ignore_errors=True)
 
 
+def check_tracking_server() -> None:
+    """With ``--track``: the tracking store (``CASEBOOK_MLFLOW_URI``'s server) answers and accepts the login."""
+    from casebook import tracking
+
+    try:
+        tracking.check_server()
+    except tracking.TrackingServerError as e:
+        raise CLIError(str(e)) from None
+
+
+@contextmanager
+def tracked(enabled: bool, experiment: str, run_name: str, params: dict):
+    """An MLflow run around a tool's work (yields None when not ``enabled``). It is opened before training,
+    so a server that refuses the run (403) stops the tool before any work or output; a refusal while
+    logging becomes a :class:`CLIError` too."""
+    if not enabled:
+        yield None
+        return
+    from casebook import tracking
+
+    try:
+        with tracking.run(experiment, run_name, params=params, tags={"source": "cli"}) as active:
+            yield active
+    except tracking.TrackingServerError as e:
+        raise CLIError(str(e)) from None
+
+
 def atomic_write_csv(df, path: Path) -> None:
     from casebook.config import atomic_path
 

@@ -15,10 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import (CLIError, Parser, check_trainable, check_writable_dir, first_line, fmt_mean_std, positive_finite,
-               read_table, run, staged_output)
+from . import (CLIError, Parser, check_trainable, check_tracking_server, check_writable_dir, first_line, fmt_mean_std,
+               positive_finite, read_table, run, staged_output, tracked)
 
 PROG = "train-classifier"
+EXPERIMENT = "synthetic"
 MODELS = ("random-forest", "svm", "logistic-regression")  # = casebook.models.TABULAR_MODELS (kept import-free)
 
 
@@ -39,7 +40,9 @@ def build_parser() -> Parser:
     c.add_argument("--target", help="name of the target column (required with --data)")
     p.add_argument("--cv", type=int, default=5, help="cross-validation folds on the training split (default 5)")
     p.add_argument("--output-dir", type=Path, default=Path("outputs/classifier"))
-    p.add_argument("--track", action="store_true", help="log the run to MLflow (experiment 'synthetic')")
+    p.add_argument("--track", action="store_true",
+                   help="log the run to MLflow (experiment 'synthetic'): the local store, or the server in "
+                        "CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
     return p
 
 
@@ -57,13 +60,10 @@ def main_impl(argv=None) -> int:
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     check_writable_dir(args.output_dir)
+    if args.track:  # the server answers and accepts the login before any work (CASEBOOK_MLFLOW_URI)
+        check_tracking_server()
 
-    import json
-
-    import numpy as np
-    from sklearn.metrics import accuracy_score, classification_report
-
-    from casebook import data, models, training
+    from casebook import data
 
     if args.data is not None:
         df = read_table(args.data, args.target, require_target=True)
@@ -79,6 +79,23 @@ def main_impl(argv=None) -> int:
     if X.shape[1] == 0:
         raise CLIError("no feature columns besides the target")
     check_trainable(y, source, need_per_class=max(5, math.ceil(args.cv / 0.7) + 2), smallest_split=0.099)
+    params = {k: v for k, v in vars(args).items() if k not in ("data", "output_dir", "track")}
+    with tracked(args.track, EXPERIMENT, f"cli-{args.model}", params) as active_run:  # a refusing server stops here
+        fit_and_save(args, df, X, y, target, source, params, active_run, t0)
+    print(f"wrote {args.output_dir}/model.skops, validation.csv, metrics.json  ({time.perf_counter() - t0:.1f} s wall)")
+    return 0
+
+
+def fit_and_save(args, df, X, y, target: str, source: str, params: dict, active_run, t0: float) -> None:
+    """Train, report, and write the three output files (through a staging folder); log them to the open
+    MLflow run, if any, before they are moved into place."""
+    import json
+
+    import numpy as np
+    from sklearn.metrics import accuracy_score, classification_report
+
+    from casebook import models, training
+
     try:
         fit = training.train_tabular(X, y, args.model, args.cv, args.seed)
     except ValueError as e:
@@ -101,7 +118,7 @@ def main_impl(argv=None) -> int:
                "cv_accuracy_mean": float(np.mean(scores)), "cv_accuracy_std": float(np.std(scores)),
                "test_accuracy": float(acc), "validation_accuracy": float(val_acc),
                "test_report": classification_report(y_test, pred, output_dict=True, zero_division=0),
-               "params": {k: v for k, v in vars(args).items() if k not in ("data", "output_dir", "track")}}
+               "params": params}
     bundle = {"pipeline": pipe, "features": list(map(str, X.columns)), "target": str(target),
               "classes": [c.item() if hasattr(c, "item") else c for c in pipe.classes_], "model": args.model}
     with staged_output(args.output_dir) as stage:
@@ -109,14 +126,25 @@ def main_impl(argv=None) -> int:
         X_val.assign(**{target: y_val}).to_csv(stage / "validation.csv", index=False)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    if args.track:
-        from casebook import tracking
+        if active_run is not None:  # inside the stage: if the server refuses, no output is left either
+            log_outputs(metrics, pipe, X_val, stage)
+            print(f"logged run {active_run.info.run_id} to {EXPERIMENT!r} at {tracking_location()}")
 
-        with tracking.run("synthetic", f"cli-{args.model}", params=metrics["params"], tags={"source": "cli"}):
-            tracking.log_metrics({k: metrics[k] for k in ("cv_accuracy_mean", "test_accuracy", "validation_accuracy")})
-            tracking._mlflow().log_artifacts(str(args.output_dir))
-    print(f"wrote {args.output_dir}/model.skops, validation.csv, metrics.json  ({time.perf_counter() - t0:.1f} s wall)")
-    return 0
+
+def tracking_location() -> str:
+    from casebook import config
+
+    return config.mlflow_tracking_uri() if config.mlflow_is_remote() else "the local MLflow store"
+
+
+def log_outputs(metrics: dict, pipeline, X_example, stage: Path) -> None:
+    """Into the open MLflow run: the three accuracies, the pipeline as an MLflow scikit-learn model (skops,
+    casebook's type allow-list, a signature) and the output files as artifacts."""
+    from casebook import tracking
+
+    tracking.log_metrics({k: metrics[k] for k in ("cv_accuracy_mean", "test_accuracy", "validation_accuracy")})
+    tracking.log_model(pipeline, "sklearn", input_example=X_example.head(5))
+    tracking._mlflow().log_artifacts(str(stage), artifact_path="output")
 
 
 def main(argv=None) -> int:

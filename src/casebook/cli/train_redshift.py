@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import CLIError, Parser, check_trainable, check_writable_dir, positive_finite, run, staged_output
+from . import (CLIError, Parser, check_trainable, check_tracking_server, check_writable_dir, positive_finite, run,
+               staged_output, tracked)
 
 PROG = "train-redshift"
 MODELS = ("CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs")
@@ -40,6 +41,9 @@ def build_parser() -> Parser:
     p.add_argument("--n-objects", type=int, default=8000, help="simulated objects when no real data is present")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output-dir", type=Path, default=Path("outputs/redshift"))
+    p.add_argument("--track", action="store_true",
+                   help="log the run to MLflow (experiment 'redshift'): the local store, or the server in "
+                        "CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow unpickling the survey's object attributes32.npy (can run code: only for a file "
                         "you produced; better: python -m casebook.redshift convert FOLDER --trust-pickle once)")
@@ -63,6 +67,9 @@ def main_impl(argv=None) -> int:
     from casebook import models, redshift, report, training
     from casebook.data import DataError
 
+    if args.track:  # the server answers and accepts the login before any work (CASEBOOK_MLFLOW_URI)
+        check_tracking_server()
+
     config.seed_everything(args.seed)
     try:
         d = redshift.load(n=args.n_objects, seed=args.seed, allow_pickle=args.trust_pickle)
@@ -78,7 +85,9 @@ def main_impl(argv=None) -> int:
 
     keras.utils.set_random_seed(args.seed)
     model = models.REDSHIFT_MODELS[args.model](ds.X_train.shape[1], ds.n_classes, lr=args.lr)
-    with staged_output(args.output_dir) as stage:
+    params = {k: v for k, v in vars(args).items() if k not in ("output_dir", "track")}
+    run_name = f"cli-{args.model}-{args.target}"
+    with tracked(args.track, "redshift", run_name, params) as active_run, staged_output(args.output_dir) as stage:
         rec = training.train_keras_classifier(model, ds, args.epochs, args.batch_size, output_dir=stage)
         model.save(stage / "model.keras")
         rec.update(model_name=args.model, target=args.target, input=args.input_data, undersample=args.undersample,
@@ -86,6 +95,12 @@ def main_impl(argv=None) -> int:
         report.save_record(rec, stage / "record.json")
         fig = report.record_figure(rec, f"{args.model} on {args.target}")
         fig.savefig(stage / "report.png", dpi=110, bbox_inches="tight")
+        if active_run is not None:  # inside the stage: if the server refuses, no output is left either
+            from casebook import tracking
+
+            tracking.log_metrics({"test_accuracy": rec["report"]["accuracy"], "best_epoch": rec["best_epoch"]})
+            tracking.log_history({k: rec[k] for k in ("loss", "acc", "val_loss", "val_acc")})
+            tracking._mlflow().log_artifacts(str(stage), artifact_path="output")
     print(f"test accuracy {rec['report']['accuracy']:.4f}; best epoch {rec['best_epoch']}; "
           f"{rec['seconds_per_epoch']:.1f} s/epoch")
     print(f"wrote {args.output_dir}/best.keras, model.keras, record.json, report.png "
