@@ -43,11 +43,44 @@ def test_make_targets_resolve():
 def test_compose_services():
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert {"lab", "mlflow", "training", "prediction"} <= set(services)
+    assert {"db", "mlflow", "lab", "training", "prediction"} <= set(services)
     assert services["lab"]["ports"] == ["8888:8888"] and services["mlflow"]["ports"] == ["5000:5000"]
     out_vol = lambda s: [v for v in services[s]["volumes"] if v.startswith("output:")]
     assert out_vol("training") and out_vol("training") == out_vol("prediction")
     assert services["training"]["entrypoint"] == ["train-classifier"]
     assert services["prediction"]["entrypoint"] == ["predict-classification"]
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".venv", "data", "mlflow.db", "mlruns"} <= set(ignored)
+    assert {".venv", "data", "mlflow.db", "mlruns", ".env"} <= set(ignored)
+
+
+def test_compose_team_server_is_postgresql_basic_auth_with_proxied_artifacts():
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    db, mlflow, lab = (spec["services"][s] for s in ("db", "mlflow", "lab"))
+    assert db["image"].startswith("postgres:") and "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert any(v.startswith("pgdata:") for v in db["volumes"]) and "pgdata" in spec["volumes"]
+    command = mlflow["command"]
+    assert command[0] == "casebook-mlflow-server"  # = mlflow server --app-name basic-auth --serve-artifacts
+    assert command[command.index("--backend-store-uri") + 1].startswith("postgresql+psycopg://mlflow:")
+    assert mlflow["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "${MLFLOW_AUTH_ADMIN_PASSWORD" in mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert lab["environment"]["CASEBOOK_MLFLOW_URI"] == "http://mlflow:5000"
+    example = (ROOT / ".env.example").read_text()
+    for key in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert f"\n{key}=" in f"\n{example}"
+    ignored = subprocess.run(["git", "check-ignore", ".env"], cwd=ROOT, capture_output=True, text=True)
+    assert ignored.stdout.strip() == ".env", "the real .env must never be committed"
+
+
+def test_the_server_launcher_runs_mlflows_basic_auth_server():
+    from argparse import Namespace
+
+    from casebook.cli import mlflow_server
+
+    args = Namespace(backend_store_uri="postgresql+psycopg://u:p@db/mlflow", artifacts_destination="/srv/a",
+                     host="0.0.0.0", port=5000, workers=2)
+    cmd = mlflow_server.server_command(args)
+    assert cmd[1:5] == ["-m", "mlflow", "server", "--app-name"] and cmd[5] == "basic-auth"
+    assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == "/srv/a"
+    ini = mlflow_server.auth_config("postgresql+psycopg://u:p@db/mlflow", "READ")
+    assert "database_uri = postgresql+psycopg://u:p@db/mlflow" in ini and "default_permission = READ" in ini
