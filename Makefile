@@ -8,8 +8,10 @@ LAB_IP   ?= 127.0.0.1
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_DIR  ?= $(or $(CASEBOOK_MLFLOW),$(CURDIR))
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+COLAB_VENV ?= /tmp/casebook-colab-venv
+COLAB_NOTEBOOK ?= notebooks/03_synthetic_classification.ipynb
 
-.PHONY: help venv test notebooks results lab mlflow-ui data-check clean
+.PHONY: help venv test notebooks results lab mlflow-ui data-check colab-check clean
 
 help:
 	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
@@ -18,6 +20,8 @@ help:
 	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
 	@echo "make results     rebuild the README results table from assets/results/*.json"
 	@echo "make data-check  verify every dataset in the data root (CASEBOOK_DATA)"
+	@echo "make colab-check opt-in: Colab's install path (pyproject dependencies only) in a scratch venv,"
+	@echo "                 then notebook $(COLAB_NOTEBOOK) in smoke mode"
 
 venv: $(STAMP)
 
@@ -50,6 +54,16 @@ lab: $(STAMP)
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
 	  --default-artifact-root file://$(MLFLOW_DIR)/mlartifacts --host $(MLFLOW_HOST) --port 5000
+
+# The install path Colab and Kaggle take: the package with only its pyproject dependencies and the `colab`
+# extra (no requirements.txt pins), in a scratch venv; then one notebook in smoke mode with it.
+colab-check:
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet -e ".[colab]"
+	CASEBOOK_OUTPUTS=$(COLAB_VENV)/outputs CASEBOOK_MLFLOW=$(COLAB_VENV)/mlflow $(COLAB_VENV)/bin/python \
+	  -m casebook.notebooks --smoke --out $(COLAB_VENV)/executed $(COLAB_NOTEBOOK)
 
 clean:
 	rm -rf .pytest_cache build src/*.egg-info

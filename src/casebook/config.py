@@ -8,6 +8,7 @@ CASEBOOK_OFFLINE  ``1`` = never try to download
 CASEBOOK_ASSETS   where figures and results go (default ``<repo>/assets``)
 CASEBOOK_OUTPUTS  trained models and tool outputs (default ``<repo>/outputs``, git-ignored)
 CASEBOOK_MLFLOW   folder holding ``mlflow.db`` and ``mlartifacts/`` (default: the repository root)
+CASEBOOK_DEVICE   torch device to use (``cpu``, ``cuda``, ``cuda:1``, ``mps``); default: the best available
 CASEBOOK_MLFLOW_URI  a tracking server (e.g. ``http://mlflow.example:5000``) that every notebook and tool logs
                   to instead of the local sqlite store; credentials come from MLflow's own
                   ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``
@@ -140,6 +141,76 @@ def quiet_tensorflow() -> None:
         sys.modules["tensorflow"].get_logger().setLevel(logging.ERROR)
 
 
+def device(name: str | None = None):
+    """The torch device every torch model, tensor and loop of casebook uses: ``name``, else
+    ``$CASEBOOK_DEVICE``, else ``cuda`` if a CUDA GPU is available, else ``mps`` (Apple), else ``cpu``.
+    Asking for a device that is not available raises ``RuntimeError`` saying what torch sees."""
+    import torch
+
+    wanted = (name or os.environ.get("CASEBOOK_DEVICE", "")).strip().lower()
+    if not wanted:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(wanted)
+    except RuntimeError:
+        raise RuntimeError(f"CASEBOOK_DEVICE={wanted!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
+        raise RuntimeError(f"device {wanted!r} asked for, but torch {torch.__version__} sees "
+                           f"{torch.cuda.device_count()} CUDA GPU(s); unset CASEBOOK_DEVICE or use cpu")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError(f"device 'mps' asked for, but torch {torch.__version__} sees no Apple GPU; "
+                           f"unset CASEBOOK_DEVICE or use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise RuntimeError(f"CASEBOOK_DEVICE={wanted!r}: casebook runs on cpu, cuda or mps")
+    return dev
+
+
+def describe_device(dev=None) -> str:
+    """One line naming the torch device, e.g. ``cuda (NVIDIA H100 80GB HBM3)`` or ``cpu (2 threads)``."""
+    import torch
+
+    dev = dev or device()
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return "mps (Apple GPU)" if dev.type == "mps" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def repository_url() -> str:
+    """The repository's address, from ``[project.urls] Repository`` in pyproject.toml (or, for an installed
+    package without the checkout, from its metadata)."""
+    pyproject = REPO_ROOT / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        return tomllib.loads(pyproject.read_text())["project"]["urls"]["Repository"]
+    from importlib.metadata import metadata
+
+    urls = dict(u.split(", ", 1) for u in metadata("casebook").get_all("Project-URL") or [])
+    return urls["Repository"]
+
+
+def hosted_setup_report() -> str:
+    """What a hosted notebook (Colab, Kaggle) has to work with: the devices torch and TensorFlow see, and
+    how each dataset gets there. Printed by every notebook's set-up cell on those platforms."""
+    import importlib.util
+
+    lines = [f"torch device: {describe_device()}"]
+    if importlib.util.find_spec("tensorflow"):
+        import tensorflow as tf
+
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+        lines.append(f"TensorFlow {tf.__version__} GPUs: {', '.join(gpus) or 'none (CPU)'}")
+    lines += ["data: MNIST, Fashion-MNIST, MAGIC, California Housing and the MobileNet weights download by "
+              "themselves, with checksums;",
+              "chest X-rays (notebook 08): on Kaggle, add the dataset paultimothymooney/chest-xray-pneumonia "
+              "to the notebook (found under /kaggle/input); on Colab, set KAGGLE_USERNAME and KAGGLE_KEY "
+              "(kagglehub downloads it)."]
+    return "\n".join(lines)
+
+
 def seed_everything(seed: int = DEFAULT_SEED) -> int:
     """Seed Python, NumPy, and — when they are imported — torch and TensorFlow/Keras.
 
@@ -154,6 +225,7 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
     if "torch" in sys.modules:
         import torch
 
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on a GPU
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
     if "tensorflow" in sys.modules or "keras" in sys.modules:

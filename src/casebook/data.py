@@ -317,7 +317,25 @@ def verify_chest_images(folder: Path, manifest: Path | None) -> None:
     _raise_bad_images(bad, folder)
 
 
+KAGGLE_INPUT = Path("/kaggle/input")  # where a Kaggle notebook mounts the datasets attached to it
+
+
+def kaggle_chest_dir() -> Path | None:
+    """The Kermany dataset attached to a Kaggle notebook (``/kaggle/input/<dataset>/chest_xray`` or one level
+    up or down), i.e. the folder holding ``train/NORMAL`` and ``test/``; None elsewhere."""
+    if not KAGGLE_INPUT.is_dir():
+        return None
+    for pattern in ("*/train/NORMAL", "*/*/train/NORMAL", "*/*/*/train/NORMAL"):
+        for hit in sorted(KAGGLE_INPUT.glob(pattern)):
+            root = hit.parent.parent
+            if (root / "test").is_dir() and "__MACOSX" not in root.parts:
+                return root
+    return None
+
+
 def _chest_dir(info: DatasetInfo, folder: Path, download: bool | None) -> Path:
+    if not (folder / "train").is_dir() and kaggle_chest_dir() is not None:
+        folder = kaggle_chest_dir()  # attached on Kaggle: read in place, no download
     if (folder / "train").is_dir():
         manifest = folder / "manifest.csv"
         if manifest.is_file():

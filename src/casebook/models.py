@@ -92,11 +92,12 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
     ``fit`` carves a stratified validation split (``validation_fraction``) out of the data it is given and
     early-stops on its loss (``patience`` epochs), keeping the best weights. Per-epoch curves are in
-    ``history_``. ``optimizer``: ``adam`` or ``sgd`` (with ``momentum``).
+    ``history_``. ``optimizer``: ``adam`` or ``sgd`` (with ``momentum``). ``device``: where it trains and
+    predicts (default :func:`casebook.config.device`); the fitted network is kept on that device.
     """
 
     def __init__(self, hidden=(64, 32), lr=1e-3, epochs=60, batch_size=128, optimizer="adam", momentum=0.9,
-                 weight_decay=0.0, validation_fraction=0.1, patience=8, seed=config.DEFAULT_SEED):
+                 weight_decay=0.0, validation_fraction=0.1, patience=8, seed=config.DEFAULT_SEED, device=None):
         self.hidden = hidden
         self.lr = lr
         self.epochs = epochs
@@ -107,6 +108,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.seed = seed
+        self.device = device  # None: casebook.config.device() (CASEBOOK_DEVICE, else cuda, mps, cpu)
 
     def _tensor(self, X):
         import torch
@@ -126,11 +128,13 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         xtr, xva, ytr, yva = train_test_split(X, y_idx, test_size=self.validation_fraction, stratify=y_idx,
                                               random_state=self.seed)
+        dev = config.device(self.device)
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and searches run folds in parallel
+        if dev.type == "cpu":
+            torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and searches run folds in parallel
         try:
             torch.manual_seed(self.seed)
-            self.model_ = make_mlp(X.shape[1], tuple(self.hidden), len(self.classes_))
+            self.model_ = make_mlp(X.shape[1], tuple(self.hidden), len(self.classes_)).to(dev)
             params = self.model_.parameters()
             opt = (torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay) if self.optimizer == "adam"
                    else torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay))
@@ -155,7 +159,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self.model_.state_dict(), folder / "mlp_state_dict.pt")
+        torch.save({k: v.cpu() for k, v in self.model_.state_dict().items()}, folder / "mlp_state_dict.pt")
         cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
         cfg.update(classes=self.classes_.tolist(), n_features_in=int(self.n_features_in_))
         (folder / "mlp_config.json").write_text(json.dumps(cfg, indent=2))
@@ -176,8 +180,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         est = cls(**cfg)
         est.classes_, est.n_features_in_ = classes, n_in
         est.model_ = make_mlp(n_in, est.hidden, len(classes))
-        est.model_.load_state_dict(torch.load(folder / "mlp_state_dict.pt", weights_only=True))
-        est.model_.eval()
+        est.model_.load_state_dict(torch.load(folder / "mlp_state_dict.pt", weights_only=True, map_location="cpu"))
+        est.model_.to(config.device(est.device)).eval()
         return est
 
 
