@@ -74,6 +74,16 @@ def outputs_dir() -> Path:
     return Path(os.environ.get("CASEBOOK_OUTPUTS") or REPO_ROOT / "outputs").expanduser().resolve()
 
 
+def display_path(path: str | Path) -> str:
+    """A path as a notebook should print it: relative to the repository, or under ``$CASEBOOK_DATA``, never
+    the machine's absolute path when it can be helped."""
+    path = Path(path).resolve()
+    for root, label in ((REPO_ROOT, ""), (data_root(), "$CASEBOOK_DATA/")):
+        if path.is_relative_to(root):
+            return f"{label}{path.relative_to(root)}"
+    return str(path)
+
+
 def mlflow_dir() -> Path:
     return Path(os.environ.get("CASEBOOK_MLFLOW") or REPO_ROOT).expanduser().resolve()
 
