@@ -52,6 +52,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ip=$(LAB_IP) --port=8888 --no-browser $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR)
 
 mlflow-ui: $(STAMP)
+	@echo "runs of the case studies: http://$(MLFLOW_HOST):5000/#/experiments (each opens on its runs)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
 	  --default-artifact-root file://$(MLFLOW_DIR)/mlartifacts --host $(MLFLOW_HOST) --port 5000
 

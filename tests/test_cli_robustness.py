@@ -270,47 +270,48 @@ FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
                 derandomize=True, database=None)
 
 
-def test_fuzz_predict_classification(model_dir, record_property):
-    cases = []
+def fuzz(examples: int, tool_case) -> list[int]:
+    """Run ``tool_case(csv_path, folder)`` on ``examples`` mutated CSVs (each in a fresh folder); it checks
+    the outcome and returns the exit code. Returns the exit codes."""
+    codes = []
 
-    @settings(FUZZ, max_examples=600)
+    @settings(FUZZ, max_examples=examples)
     @given(ops=OPS, seed=st.integers(0, 2**16))
     def one_case(ops, seed):
-        raw = _mutate(BASE, ops, np.random.default_rng(seed))
         with tempfile.TemporaryDirectory() as d:
             data = Path(d) / "in.csv"
-            data.write_bytes(raw)
-            output = Path(d) / "pred.csv"
-            result = call(predict_classification.main, "--model", model_dir / "model.skops", "--data", data,
-                          "--output", output)
-            rows = len(pd.read_csv(data, encoding="utf-8-sig")) if result[0] == 0 else None
-            _check_outcome(result, [output], rows, output)
-            assert not list(Path(d).glob(".pred.csv.*")), "temporary file left behind"
-        cases.append(result[0])
+            data.write_bytes(_mutate(BASE, ops, np.random.default_rng(seed)))
+            codes.append(tool_case(data, Path(d)))
 
     one_case()
-    record_property("fuzz_cases", f"{len(cases)} cases: {cases.count(0)} exit 0, {cases.count(2)} exit 2")
-    assert len(cases) >= 300 and cases.count(0) > 0 and cases.count(2) > 0
+    return codes
+
+
+def test_fuzz_predict_classification(model_dir, record_property):
+    def predict(data: Path, folder: Path) -> int:
+        output = folder / "pred.csv"
+        result = call(predict_classification.main, "--model", model_dir / "model.skops", "--data", data,
+                      "--output", output)
+        rows = len(pd.read_csv(data, encoding="utf-8-sig")) if result[0] == 0 else None
+        _check_outcome(result, [output], rows, output)
+        assert not list(folder.glob(".pred.csv.*")), "temporary file left behind"
+        return result[0]
+
+    codes = fuzz(600, predict)
+    record_property("fuzz_cases", f"{len(codes)} cases: {codes.count(0)} exit 0, {codes.count(2)} exit 2")
+    assert len(codes) >= 300 and codes.count(0) > 0 and codes.count(2) > 0
 
 
 def test_fuzz_train_classifier(record_property):
-    cases = []
+    def train(data: Path, folder: Path) -> int:
+        out = folder / "out"
+        result = call(train_classifier.main, "--model", "logistic-regression", "--data", data, "--target",
+                      "target", "--cv", 2, "--output-dir", out)
+        _check_outcome(result, [out / "model.skops", out / "metrics.json", out / "validation.csv"])
+        if result[0] != 0:
+            assert not out.exists() and not list(folder.glob(".out.*"))
+        return result[0]
 
-    @settings(FUZZ, max_examples=150)
-    @given(ops=OPS, seed=st.integers(0, 2**16))
-    def one_case(ops, seed):
-        raw = _mutate(BASE, ops, np.random.default_rng(seed))
-        with tempfile.TemporaryDirectory() as d:
-            data = Path(d) / "in.csv"
-            data.write_bytes(raw)
-            out = Path(d) / "out"
-            result = call(train_classifier.main, "--model", "logistic-regression", "--data", data, "--target",
-                          "target", "--cv", 2, "--output-dir", out)
-            _check_outcome(result, [out / "model.skops", out / "metrics.json", out / "validation.csv"])
-            if result[0] != 0:
-                assert not out.exists() and not list(Path(d).glob(".out.*"))
-        cases.append(result[0])
-
-    one_case()
-    record_property("fuzz_cases", f"{len(cases)} cases: {cases.count(0)} exit 0, {cases.count(2)} exit 2")
-    assert len(cases) >= 100 and cases.count(0) > 0 and cases.count(2) > 0
+    codes = fuzz(150, train)
+    record_property("fuzz_cases", f"{len(codes)} cases: {codes.count(0)} exit 0, {codes.count(2)} exit 2")
+    assert len(codes) >= 100 and codes.count(0) > 0 and codes.count(2) > 0

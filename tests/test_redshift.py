@@ -124,5 +124,6 @@ def test_training_cli_writes_model_record_and_figure(tmp_path, monkeypatch, empt
     for key in ("cm_train", "cm_test", "class_names", "acc", "loss", "val_acc", "val_loss", "lr", "report", "summary"):
         assert key in rec
     assert len(rec["lr"]) == len(rec["loss"]) and np.array(rec["cm_test"]).shape == (3, 3)
+    assert not list(config.assets_root().rglob("report_cli_*")), "a CLI writes nothing outside --output-dir"
     assert train_redshift.main(["--epochs", "0", "--output-dir", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()

@@ -31,3 +31,13 @@ def test_runs_land_in_the_configured_sqlite_store_and_models_round_trip():
     assert r.info.artifact_uri.startswith(config.mlflow_artifact_root())
     table = tracking.compare("test-exp", metrics=["accuracy"], params=["C"], sort_by="accuracy")
     assert list(table.columns) == ["run", "C", "accuracy"]
+
+
+def test_experiments_are_marked_as_model_training_so_the_ui_opens_on_runs():
+    import mlflow
+
+    tracking.setup("kind-exp")
+    assert mlflow.get_experiment_by_name("kind-exp").tags[tracking.EXPERIMENT_KIND] == "custom_model_development"
+    exp_id = mlflow.create_experiment("old-exp")  # made before casebook tagged experiments
+    tracking.setup("old-exp")
+    assert mlflow.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND] == "custom_model_development"

@@ -160,7 +160,7 @@ def device(name: str | None = None):
     wanted = (name or os.environ.get("CASEBOOK_DEVICE", "")).strip().lower()
     if not wanted:
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         mps = getattr(torch.backends, "mps", None)
         return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     try:
@@ -175,6 +175,8 @@ def device(name: str | None = None):
                            f"unset CASEBOOK_DEVICE or use cpu")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise RuntimeError(f"CASEBOOK_DEVICE={wanted!r}: casebook runs on cpu, cuda or mps")
+    if dev.type == "cuda" and dev.index is None:  # 'cuda' means the current GPU: name it, so devices compare
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 

@@ -41,6 +41,11 @@ def _mlflow():
     return mlflow
 
 
+# MLflow 3's UI opens an experiment on its runs (not on the GenAI traces view) when it is of this kind.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
+
+
 class TrackingServerError(RuntimeError):
     """The tracking server is unreachable, or refused the credentials (401) or the action (403)."""
 
@@ -121,10 +126,14 @@ def setup(experiment: str):
         config.mlflow_dir().mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     with _server_errors(f"use experiment {experiment!r}"):
-        if mlflow.get_experiment_by_name(experiment) is None:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
             # a server stores artifacts itself (--serve-artifacts); the local store keeps them beside mlflow.db
             location = None if config.mlflow_is_remote() else f"{config.mlflow_artifact_root()}/{experiment}"
-            mlflow.create_experiment(experiment, artifact_location=location)
+            mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
+        elif found.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND,
+                                                     EXPERIMENT_TAGS[EXPERIMENT_KIND])
         mlflow.set_experiment(experiment)
     return mlflow
 
