@@ -140,7 +140,7 @@ def check_trainable(y, source: str, need_per_class: int, smallest_split: float) 
 
     labels, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
     if len(labels) < 2:
-        raise CLIError(f"{source}: the target has a single class ({labels[0]!r}); a classifier needs at least two")
+        raise CLIError(f"{source}: the target has a single class ({str(labels[0])!r}); a classifier needs at least two")
     small = {str(lab): int(c) for lab, c in zip(labels, counts) if c < need_per_class}
     if small:
         raise CLIError(f"{source}: too few rows per class for honest train/validation/test splits (need "
@@ -206,6 +206,13 @@ def staged_output(folder: Path):
         shutil.rmtree(stage, ignore_errors=True)
         if not ok and created:
             shutil.rmtree(created[-1], ignore_errors=True)
+
+
+def add_track_option(parser: argparse.ArgumentParser, experiment: str) -> None:
+    """The tools' shared ``--track`` flag."""
+    parser.add_argument("--track", action="store_true",
+                        help=f"log the run to MLflow (experiment {experiment!r}): the local store, or the server "
+                             f"in CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / _PASSWORD)")
 
 
 def check_tracking_server() -> None:

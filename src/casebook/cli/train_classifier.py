@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import (CLIError, Parser, check_trainable, check_tracking_server, check_writable_dir, first_line, fmt_mean_std,
-               positive_finite, read_table, run, staged_output, tracked)
+from . import (CLIError, Parser, add_track_option, check_trainable, check_tracking_server, check_writable_dir,
+               first_line, fmt_mean_std, positive_finite, read_table, run, staged_output, tracked)
 
 PROG = "train-classifier"
 EXPERIMENT = "synthetic"
@@ -40,9 +40,7 @@ def build_parser() -> Parser:
     c.add_argument("--target", help="name of the target column (required with --data)")
     p.add_argument("--cv", type=int, default=5, help="cross-validation folds on the training split (default 5)")
     p.add_argument("--output-dir", type=Path, default=Path("outputs/classifier"))
-    p.add_argument("--track", action="store_true",
-                   help="log the run to MLflow (experiment 'synthetic'): the local store, or the server in "
-                        "CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
+    add_track_option(p, "synthetic")
     return p
 
 

@@ -4,7 +4,8 @@ Examples:
   python -m casebook.cli.train_redshift --model CNN --target DeltaZ --epochs 10 --output-dir outputs/redshift/cnn
   python -m casebook.cli.train_redshift --model CNNGRU --target Success3 --undersample --n-objects 4000
 
-Data: <data root>/redshift/{pdfs32,zgrid32,attributes32}.npy when present, else the simulator
+Data: <data root>/redshift/{pdfs32,zgrid32}.npy + attributes32.npz (or the survey's attributes32.npy: see
+--trust-pickle) when present, else the simulator
 (--n-objects, --seed). Writes into --output-dir: best.keras (ModelCheckpoint on validation loss),
 model.keras (final, best weights restored), record.json (confusion matrices, curves, learning rate per epoch,
 classification report, model summary) and report.png (the 2x2 report figure). Nothing is written outside
@@ -16,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import (CLIError, Parser, check_trainable, check_tracking_server, check_writable_dir, positive_finite, run,
-               staged_output, tracked)
+from . import (CLIError, Parser, add_track_option, check_trainable, check_tracking_server, check_writable_dir,
+               positive_finite, run, staged_output, tracked)
 
 PROG = "train-redshift"
 MODELS = ("CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs")
@@ -41,9 +42,7 @@ def build_parser() -> Parser:
     p.add_argument("--n-objects", type=int, default=8000, help="simulated objects when no real data is present")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output-dir", type=Path, default=Path("outputs/redshift"))
-    p.add_argument("--track", action="store_true",
-                   help="log the run to MLflow (experiment 'redshift'): the local store, or the server in "
-                        "CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
+    add_track_option(p, "redshift")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow unpickling the survey's object attributes32.npy (can run code: only for a file "
                         "you produced; better: python -m casebook.redshift convert FOLDER --trust-pickle once)")
