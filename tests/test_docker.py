@@ -84,3 +84,18 @@ def test_the_server_launcher_runs_mlflows_basic_auth_server():
     assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == "/srv/a"
     ini = mlflow_server.auth_config("postgresql+psycopg://u:p@db/mlflow", "READ")
     assert "database_uri = postgresql+psycopg://u:p@db/mlflow" in ini and "default_permission = READ" in ini
+
+
+def test_github_actions_runs_the_same_make_test_as_ci():
+    """Seed 001's "pipeline au niveau de GitHub": the workflow installs the README's prerequisites and runs
+    `make test`, like .ci/run; the README shows its badge (generated from the repository URL)."""
+    from casebook import notebooks
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = workflow["jobs"]["test"]["steps"]
+    commands = " ; ".join(s.get("run", "") for s in steps)
+    assert "graphviz" in commands and "postgresql" in commands
+    assert re.search(r"\bmake test\b", commands) and re.search(r"^make test$", (ROOT / ".ci/run").read_text(), re.M)
+    setup = [s for s in steps if s.get("uses", "").startswith("actions/setup-python")][0]
+    assert setup["with"]["python-version"] == "3.11" and setup["with"]["cache"] == "pip"
+    assert notebooks.ci_badge() in (ROOT / "README.md").read_text()

@@ -80,15 +80,24 @@ def test_undersampling_touches_the_training_set_only(sim):
     assert counts[0] == counts[1] and len(bal.y_train) < len(plain.y_train)
     assert np.array_equal(bal.idx_valid, plain.idx_valid) and np.array_equal(bal.idx_test, plain.idx_test)
     assert not set(bal.idx_train) & set(bal.idx_test) and not set(plain.idx_train) & set(plain.idx_valid)
-    X_train, Y_train, X_valid, Y_valid, X_test, Y_test, n_classes, names = bal  # unpacks like the seed's tuple
-    assert X_train.shape == (len(bal.y_train), 17908, 1) and Y_test.shape == (len(bal.y_test), 2) and n_classes == 2
+    (X_train, X_validation, X_test, target_train, target_validation, target_test, Y_train, Y_validation, Y_test,
+     nb_class, nom_classes) = bal  # the seed's 11 items, in the documented order
+    assert X_train.shape == (len(bal.y_train), 17908, 1) and Y_test.shape == (len(bal.y_test), 2) and nb_class == 2
+    assert np.array_equal(target_validation, plain.y_valid) and nom_classes == bal.class_names
 
 
-def test_load_processed_caches_the_splits(sim, tmp_path):
+def test_load_processed_caches_the_splits_per_setting(sim, tmp_path, monkeypatch):
     a = rz.load_processed("Success3", data=sim, folder=tmp_path)
-    assert (tmp_path / "Success3" / "unbalanced" / "TRAIN" / "X.npy").is_file()
-    b = rz.load_processed("Success3", folder=tmp_path)  # from disk
+    assert len(list((tmp_path / "Success3" / "unbalanced").glob("*/TRAIN/X.npy"))) == 1
+    monkeypatch.setattr(rz, "load_dataset", lambda *a, **k: pytest.fail("the cache was not used"))
+    b = rz.load_processed("Success3", data=sim, folder=tmp_path)  # from disk
     assert np.array_equal(a.X_test, b.X_test) and np.array_equal(a.y_train, b.y_train) and b.class_names == a.class_names
+    assert np.array_equal(a.z_test, b.z_test) and b.z_train is not None  # the second input survives the cache
+    monkeypatch.undo()
+    for other in (dict(input_data="PDF"), dict(seed=7), dict(data=rz.simulate(rz.SimulationConfig(n=400, seed=9)))):
+        c = rz.load_processed("Success3", folder=tmp_path, **{"data": sim, **other})
+        assert not (np.array_equal(c.X_train, a.X_train) and np.array_equal(c.y_train, a.y_train)), other
+    assert len(list((tmp_path / "Success3" / "unbalanced").glob("*/TRAIN/X.npy"))) == 4
 
 
 def test_summaries(sim):

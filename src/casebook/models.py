@@ -286,12 +286,24 @@ def _pdf_input(input_length: int, downsample: int):
     return inp, layers.Normalization(axis=None, name="pdf_scaler")(x)
 
 
-def make_CNN(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
-    """[input max-pool] → 3 conv blocks (Conv1D 32/9, 64/6, 128/3, ReLU, max-pooling 4) → Dense 64 → 32 → softmax."""
+def _length(input_shape) -> int:
+    """The seed passes ``input_shape=(17908, 1)``; casebook's callers pass the length: accept both."""
+    if isinstance(input_shape, (tuple, list)):
+        if len(input_shape) != 2 or input_shape[1] != 1:
+            raise ValueError(f"input_shape must be (length, 1), got {tuple(input_shape)}")
+        return int(input_shape[0])
+    return int(input_shape)
+
+
+def make_CNN(input_shape, num_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """The seed's ``make_CNN(input_shape, num_classes)`` (``input_shape=(17908, 1)``, or the length alone):
+    [input max-pool] → 3 conv blocks (Conv1D 32/9, 64/6, 128/3, ReLU, max-pooling 4) → Dense 64 → 32 → softmax,
+    compiled (Adam, categorical cross-entropy, accuracy) for ``fit(X, Y)`` with one-hot ``Y``."""
     import keras
     from keras import layers
 
-    inp, x = _pdf_input(input_length, downsample)
+    n_classes = num_classes
+    inp, x = _pdf_input(_length(input_shape), downsample)
     x = _conv_block(x, 32, 9, 4)
     x = _conv_block(x, 64, 6, 4)
     x = _conv_block(x, 128, 3, 4)
@@ -299,52 +311,54 @@ def make_CNN(input_length: int, n_classes: int, lr: float = 1e-3, downsample: in
     return _compile(keras.Model(inp, _head(x, n_classes), name="CNN"), lr)
 
 
-def make_CNN8(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+def make_CNN8(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
     """[input max-pool] → 4 blocks of two convolutions (32/10, 64/6, 128/5, 256/3), each with ReLU (the seed forgot
     them), max-pooling 4 → Dense 64 → 32 → softmax."""
     import keras
     from keras import layers
 
-    inp, x = _pdf_input(input_length, downsample)
+    inp, x = _pdf_input(_length(input_shape), downsample)
     for f, k in ((32, 10), (64, 6), (128, 5), (256, 3)):
         x = _conv_block(x, f, k, 4, n_convs=2)
     x = layers.GlobalMaxPooling1D()(x)
     return _compile(keras.Model(inp, _head(x, n_classes), name="CNN8"), lr)
 
 
-def _recurrent(input_length: int, n_classes: int, cell: str, lr: float, downsample: int):
+def _recurrent(input_shape, n_classes: int, cell: str, lr: float, downsample: int, dropout: float = 0.0):
     import keras
     from keras import layers
 
-    inp, x = _pdf_input(input_length, downsample)
+    inp, x = _pdf_input(_length(input_shape), downsample)
     # the trunk shortens 17,908 steps to ~70 (total pooling 256) so the recurrent layers train on a CPU
     pools = (4, 4, 4) if downsample == 4 else (8, 8, 4)
     x = _conv_block(x, 32, 9, pools[0])
     x = _conv_block(x, 64, 6, pools[1])
     x = _conv_block(x, 64, 3, pools[2])
     rnn = layers.GRU if cell == "gru" else layers.LSTM
-    x = rnn(64, return_sequences=True)(x)
-    x = rnn(32)(x)
+    x = rnn(64, return_sequences=True, dropout=dropout)(x)
+    x = rnn(32, dropout=dropout)(x)
     return _compile(keras.Model(inp, _head(x, n_classes), name="CNNGRU" if cell == "gru" else "CNNLSTM"), lr)
 
 
-def make_CNNGRU(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
-    """Conv trunk (3 blocks, total pooling 256) → GRU(64, sequences) → GRU(32) → Dense 64 → 32 → softmax."""
-    return _recurrent(input_length, n_classes, "gru", lr, downsample)
+def make_CNNGRU(input, output: int, dropout: float = 0.2, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """The seed's ``make_CNNGRU(input, output, dropout=.2)``: conv trunk (3 blocks, total pooling 256) →
+    GRU(64, sequences) → GRU(32), both with input ``dropout`` → Dense 64 → 32 → softmax, compiled."""
+    return _recurrent(input, output, "gru", lr, downsample, dropout)
 
 
-def make_CNNLSTM(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
-    """Conv trunk (3 blocks, total pooling 256) → LSTM(64, sequences) → LSTM(32) → Dense 64 → 32 → softmax."""
-    return _recurrent(input_length, n_classes, "lstm", lr, downsample)
+def make_CNNLSTM(input, output: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """The seed's ``make_CNNLSTM(input, output)``: conv trunk (3 blocks, total pooling 256) → LSTM(64,
+    sequences) → LSTM(32) → Dense 64 → 32 → softmax, compiled."""
+    return _recurrent(input, output, "lstm", lr, downsample)
 
 
-def make_CNN_2inputs(input_length: int, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+def make_CNN_2inputs(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
     """PDF branch (the CNN trunk) + the estimated redshift as a second input (``z``, scaled in the model by a
     Normalization layer to adapt on training data) → Dense 64 → 32 → softmax."""
     import keras
     from keras import layers
 
-    pdf, x = _pdf_input(input_length, downsample)
+    pdf, x = _pdf_input(_length(input_shape), downsample)
     z = keras.Input((1,), name="z")
     x = _conv_block(x, 32, 9, 4)
     x = _conv_block(x, 64, 6, 4)

@@ -95,14 +95,27 @@ def sync_setup(path: Path, url: str | None = None) -> bool:
     return changed
 
 
+def ci_badge(url: str | None = None) -> str:
+    """The GitHub Actions badge of ``.github/workflows/ci.yml``."""
+    actions = f"{url or config.repository_url()}/actions/workflows/ci.yml"
+    return f"[![CI]({actions}/badge.svg)]({actions})"
+
+
 def sync_readme(readme: Path | None = None, url: str | None = None) -> bool:
-    """Rewrite the badge column of the README's case-study table (rows ``| [NN_name](notebooks/NN_name.ipynb) |``)."""
+    """Rewrite the README's CI badge (the line after the title) and the badge column of its case-study table
+    (rows ``| [NN_name](notebooks/NN_name.ipynb) |``)."""
     import re
 
     readme = readme or config.REPO_ROOT / "README.md"
     text = readme.read_text()
+    lines = text.split("\n")
+    if "actions/workflows/ci.yml/badge.svg" in lines[2]:
+        lines[2] = ci_badge(url)
+    else:
+        lines[1:1] = ["", ci_badge(url)]
     row = re.compile(r"^\| \[(\d\d_\w+)\]\(notebooks/\1\.ipynb\) \|[^|]*\|", re.M)
-    new = row.sub(lambda m: f"| [{m.group(1)}](notebooks/{m.group(1)}.ipynb) | {badges(m.group(1), url)} |", text)
+    new = row.sub(lambda m: f"| [{m.group(1)}](notebooks/{m.group(1)}.ipynb) | {badges(m.group(1), url)} |",
+                  "\n".join(lines))
     if new != text:
         readme.write_text(new)
     return new != text

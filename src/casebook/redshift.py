@@ -1,4 +1,6 @@
-"""Redshift reliability data: a simulator, a reader for the real files, and the dataset API.
+"""Redshift reliability (case study 4): a simulator, a reader for the real files, and the seed project's API —
+``load_processed`` / ``load_dataset`` (11 items), ``make_CNN`` / ``make_CNNGRU`` / ``make_CNNLSTM``,
+``save_in_dict`` (JSON) and ``fig`` — all importable from here.
 
 Each object is **not a spectrum** but the redshift pipeline's log-probability curve (log-PDF) on a fixed grid of
 17,908 redshifts, roughly uniform in ln(1+z) (step ≈ 1e-4, z from 0 to 5), plus catalogue attributes.
@@ -33,6 +35,7 @@ import numpy as np
 
 from . import config
 from .data import DataFormatError, DataNotFoundError
+from .models import make_CNN, make_CNN8, make_CNN_2inputs, make_CNNGRU, make_CNNLSTM  # noqa: F401 (the seed's names)
 
 N_GRID = 17908
 Z_MAX = 5.0
@@ -398,10 +401,19 @@ def make_input(d: RedshiftData, input_data: str = "logPDF", idx=None) -> np.ndar
     return out[..., None]
 
 
+SEED_RETURN = ("X_train", "X_validation", "X_test", "target_train", "target_validation", "target_test", "Y_train",
+               "Y_validation", "Y_test", "nb_class", "nom_classes")
+
+
 @dataclass
 class Dataset:
-    """Train / validation / test arrays. Unpacks like the seed's tuple:
-    ``X_train, Y_train, X_valid, Y_valid, X_test, Y_test, n_classes, class_names = load_dataset(...)``."""
+    """Train / validation / test arrays. Unpacks like the seed's 11 documented items, in their order
+    (:data:`SEED_RETURN`)::
+
+        (X_train, X_validation, X_test, target_train, target_validation, target_test,
+         Y_train, Y_validation, Y_test, nb_class, nom_classes) = load_dataset("DeltaZ", False)
+
+    and keeps casebook's attribute names too (``X_valid``, ``y_train``, ``n_classes``, ``idx_*``, ``z_*``)."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -433,9 +445,19 @@ class Dataset:
     def Y_test(self):
         return self.onehot(self.y_test)
 
+    X_validation = property(lambda self: self.X_valid)
+    target_train = property(lambda self: self.y_train)
+    target_validation = property(lambda self: self.y_valid)
+    target_test = property(lambda self: self.y_test)
+    Y_validation = property(lambda self: self.Y_valid)
+    nb_class = property(lambda self: self.n_classes)
+    nom_classes = property(lambda self: self.class_names)
+
     def __iter__(self):
-        return iter((self.X_train, self.Y_train, self.X_valid, self.Y_valid, self.X_test, self.Y_test,
-                     self.n_classes, self.class_names))
+        return iter(getattr(self, name) for name in SEED_RETURN)
+
+    def __len__(self):
+        return len(SEED_RETURN)
 
 
 def split_indices(y, seed: int = 42, valid: float = 0.15, test: float = 0.15):
@@ -456,42 +478,73 @@ def undersample_indices(idx: np.ndarray, y: np.ndarray, seed: int = 42) -> np.nd
     return np.sort(np.concatenate(keep))
 
 
-def load_dataset(target: str = "DeltaZ", undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
-                 data: RedshiftData | None = None, threshold: float = 1e-3) -> Dataset:
-    """Stratified, seeded 70/15/15 splits of ``data`` (default :func:`load`). Undersampling, if asked for, is
-    applied to the **training set only**; validation and test keep the real class balance."""
+def load_dataset(target: str = "DeltaZ", Undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
+                 data: RedshiftData | None = None, threshold: float = 1e-3, *, undersample: bool | None = None
+                 ) -> Dataset:
+    """The seed's ``load_dataset(target, Undersample)``: stratified, seeded 70/15/15 splits of ``data`` (default
+    :func:`load`), unpacking into the 11 documented items. Undersampling (``Undersample``, or casebook's
+    ``undersample=`` keyword) is applied to the **training set only**; validation and test keep the real class
+    balance."""
+    if undersample is not None:
+        Undersample = undersample
     d = data if data is not None else load(seed=seed)
     y, names = make_target(d, target, threshold)
     tr, va, te = split_indices(y, seed)
-    if undersample:
+    if Undersample:
         tr = undersample_indices(tr, y, seed)
     z = d.z_est.astype(np.float32)
     return Dataset(make_input(d, input_data, tr), y[tr], make_input(d, input_data, va), y[va],
                    make_input(d, input_data, te), y[te], len(names), names, tr, va, te, z[tr], z[va], z[te])
 
 
-def load_processed(target: str = "DeltaZ", undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
-                   folder: Path | None = None, data: RedshiftData | None = None) -> Dataset:
-    """Like :func:`load_dataset`, cached on disk the way the seed kept its splits:
-    ``<folder>/<target>/<balanced|unbalanced>/{TRAIN,VALID,TEST}/{X,Y}.npy`` (+ ``meta.json``)."""
+def data_fingerprint(d: RedshiftData) -> str:
+    """A short hash of what a split depends on (object ids, redshifts, ΔZ, status, flags, grid size)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr(d.log_pdf.shape).encode())
+    for col in (0, 1, 2, 3, 5, -1):
+        h.update("\x1f".join(map(str, d.attributes[:, col])).encode())
+    return h.hexdigest()[:16]
+
+
+def load_processed(target: str = "DeltaZ", Undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
+                   folder: Path | None = None, data: RedshiftData | None = None, threshold: float = 1e-3, *,
+                   undersample: bool | None = None) -> Dataset:
+    """The seed's ``load_processed(target, Undersample)``: :func:`load_dataset`, cached on disk the way the seed
+    kept its splits, ``<folder>/<target>/<balanced|unbalanced>/<key>/{TRAIN,VALID,TEST}/{X,Y,Z}.npy`` +
+    ``meta.json``. The key covers everything the split depends on (input representation, seed, threshold, and a
+    fingerprint of the data), so a cache made from other data or settings is never returned."""
+    if undersample is not None:
+        Undersample = undersample
+    d = data if data is not None else load(seed=seed)
+    settings = {"target": target, "undersample": bool(Undersample), "input": input_data, "seed": seed,
+                "threshold": threshold, "data": data_fingerprint(d)}
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(folder or config.outputs_dir() / "redshift" / "processed")
-    base = folder / target / ("balanced" if undersample else "unbalanced")
+    base = folder / target / ("balanced" if Undersample else "unbalanced") / key
     meta_path = base / "meta.json"
-    if meta_path.is_file():
+    parts = ("TRAIN", "VALID", "TEST")
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("settings") == settings:
         meta = json.loads(meta_path.read_text())
-        parts = {s: (np.load(base / s / "X.npy"), np.load(base / s / "Y.npy")) for s in ("TRAIN", "VALID", "TEST")}
+        arrays = {s: [np.load(base / s / f"{a}.npy") for a in "XYZ"] for s in parts}
         idx = {s: np.asarray(meta["idx"][s]) for s in parts}
-        return Dataset(parts["TRAIN"][0], parts["TRAIN"][1], parts["VALID"][0], parts["VALID"][1], parts["TEST"][0],
-                       parts["TEST"][1], meta["n_classes"], meta["class_names"], idx["TRAIN"], idx["VALID"], idx["TEST"])
-    ds = load_dataset(target, undersample, input_data, seed, data)
-    for s, (x, y, i) in {"TRAIN": (ds.X_train, ds.y_train, ds.idx_train), "VALID": (ds.X_valid, ds.y_valid, ds.idx_valid),
-                         "TEST": (ds.X_test, ds.y_test, ds.idx_test)}.items():
+        return Dataset(*arrays["TRAIN"][:2], *arrays["VALID"][:2], *arrays["TEST"][:2], meta["n_classes"],
+                       meta["class_names"], idx["TRAIN"], idx["VALID"], idx["TEST"], arrays["TRAIN"][2],
+                       arrays["VALID"][2], arrays["TEST"][2])
+    ds = load_dataset(target, Undersample, input_data, seed, d, threshold)
+    splits = {"TRAIN": (ds.X_train, ds.y_train, ds.z_train), "VALID": (ds.X_valid, ds.y_valid, ds.z_valid),
+              "TEST": (ds.X_test, ds.y_test, ds.z_test)}
+    for s, arrays in splits.items():
         (base / s).mkdir(parents=True, exist_ok=True)
-        np.save(base / s / "X.npy", x)
-        np.save(base / s / "Y.npy", y)
-    meta = {"n_classes": ds.n_classes, "class_names": ds.class_names, "input": input_data, "seed": seed,
+        for name, arr in zip("XYZ", arrays):
+            np.save(base / s / f"{name}.npy", arr)
+    meta = {"settings": settings, "n_classes": ds.n_classes, "class_names": ds.class_names,
             "idx": {"TRAIN": ds.idx_train.tolist(), "VALID": ds.idx_valid.tolist(), "TEST": ds.idx_test.tolist()}}
-    meta_path.write_text(json.dumps(meta))
+    with config.atomic_path(meta_path) as tmp:  # written last: a cache without it is never read
+        tmp.write_text(json.dumps(meta))
     return ds
 
 
@@ -524,6 +577,66 @@ def pdf_summaries(log_pdf: np.ndarray, zgrid: np.ndarray, log_evidence: np.ndarr
 
 
 SUMMARY_NAMES = ["log peak probability", "second-peak ratio", "entropy", "log width", "z_est", "log-evidence"]
+
+
+# ------------------------------------------------------------------------------------------------- the seed's report
+
+SEED_RECORD_KEYS = ("conf_matrix_train", "conf_matrix_test", "nb_class", "nom_classes", "acc", "loss", "val_acc",
+                    "val_loss", "report", "model_summary", "lr")
+
+
+def save_in_dict(model, X_test, Y_test, X_train, Y_train, history, nb_class, nom_classes, file_name) -> dict:
+    """The seed's ``save_in_dict``: the model's results as a dict with exactly the documented keys
+    (:data:`SEED_RECORD_KEYS`), written to ``file_name`` as **JSON** (never pickle; ``.json`` is added when the
+    name has no suffix) and returned. ``Y_*`` are one-hot; ``history`` is a Keras History or its dict."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    from .report import save_record
+
+    h = getattr(history, "history", history) or {}
+    labels = list(range(int(nb_class)))
+    truth = {name: np.asarray(Y).argmax(1) for name, Y in (("train", Y_train), ("test", Y_test))}
+    pred = {name: model.predict(X, verbose=0).argmax(1) for name, X in (("train", X_train), ("test", X_test))}
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    record = {
+        "conf_matrix_train": confusion_matrix(truth["train"], pred["train"], labels=labels).tolist(),
+        "conf_matrix_test": confusion_matrix(truth["test"], pred["test"], labels=labels).tolist(),
+        "nb_class": int(nb_class),
+        "nom_classes": [str(n) for n in nom_classes],
+        "acc": [float(v) for v in h.get("accuracy", h.get("acc", []))],
+        "loss": [float(v) for v in h.get("loss", [])],
+        "val_acc": [float(v) for v in h.get("val_accuracy", h.get("val_acc", []))],
+        "val_loss": [float(v) for v in h.get("val_loss", [])],
+        "report": classification_report(truth["test"], pred["test"], labels=labels,
+                                        target_names=[str(n) for n in nom_classes], output_dict=True,
+                                        zero_division=0),
+        "model_summary": "\n".join(lines),
+        "lr": [float(v) for v in h.get("learning_rate", h.get("lr", []))],
+    }
+    path = Path(file_name)
+    save_record(record, path if path.suffix else path.with_suffix(".json"))
+    return record
+
+
+def fig(file_name):
+    """The seed's ``fig(file_name)``: the 2×2 report figure (train and test confusion matrices, learning curves,
+    per-class metrics) drawn from a :func:`save_in_dict` file, saved beside it as ``.png`` and returned."""
+    from .report import record_figure
+
+    path = Path(file_name)
+    path = path if path.suffix else path.with_suffix(".json")
+    d = json.loads(path.read_text())
+    missing = sorted(set(SEED_RECORD_KEYS) - set(d))
+    if missing:
+        raise DataFormatError(f"{path} is not a save_in_dict file: missing {missing}")
+    val_loss = d["val_loss"] or d["loss"]
+    record = {"class_names": d["nom_classes"], "cm_train": d["conf_matrix_train"], "cm_test": d["conf_matrix_test"],
+              "loss": d["loss"], "val_loss": d["val_loss"], "acc": d["acc"], "val_acc": d["val_acc"],
+              "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else 1, "report": d["report"]}
+    figure = record_figure(record, path.stem)
+    figure.savefig(path.with_suffix(".png"), dpi=110, bbox_inches="tight")
+    return figure
 
 
 def main(argv: list[str] | None = None) -> int:
