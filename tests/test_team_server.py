@@ -60,13 +60,14 @@ def postgres():
     initdb, pg_ctl, createdb = pg_binary("initdb"), pg_binary("pg_ctl"), pg_binary("createdb")
     if not (initdb and pg_ctl and createdb):
         pytest.skip("PostgreSQL server binaries are not installed (Debian: apt-get install postgresql)")
-    demote = None
     base = Path(tempfile.mkdtemp(prefix="casebook-pg."))
-    if os.getuid() == 0:  # initdb and postgres refuse to run as root: run them as the postgres user
-        user = pwd.getpwnam("postgres")
+    as_root = os.getuid() == 0  # initdb and postgres refuse to run as root: run them as the postgres user then
+    user = pwd.getpwnam("postgres") if as_root else None
+    if as_root:
         os.chown(base, user.pw_uid, user.pw_gid)
 
-        def demote():
+    def demote():
+        if as_root:
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
     port, pgdata = free_port(), base / "data"

@@ -6,7 +6,6 @@ Figures go to ``assets/<notebook>/<name>.png`` (:func:`save_fig`); results to ``
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import time
@@ -18,6 +17,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from . import config
+from .training import history_to_frame, training_record  # noqa: F401 (computed in training; re-exported)
 
 # ------------------------------------------------------------------------------------------- figures
 
@@ -60,15 +60,6 @@ def plot_confusion_matrix(y_true, y_pred, labels: list[str] | None = None, ax=No
                     color="white" if pct[i, j] > 60 else "black")
     ax.set_title(title or ("confusion matrix (row %, count)" if not small else "confusion matrix (row %)"))
     return ax
-
-
-def history_to_frame(history) -> pd.DataFrame:
-    """A Keras ``History``, its ``.history`` dict, or a dict of per-epoch lists → DataFrame (one row per epoch)."""
-    h = getattr(history, "history", history)
-    df = pd.DataFrame({k: list(v) for k, v in h.items() if isinstance(v, (list, tuple, np.ndarray))})
-    df.index = np.arange(1, len(df) + 1)
-    df.index.name = "epoch"
-    return df
 
 
 def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"), axes=None, title: str = "",
@@ -457,29 +448,6 @@ def update_readme(readme: Path | None = None, results_dir: Path | None = None) -
 
 
 # ------------------------------------------------------------------------------------------- training records
-
-
-def training_record(model, history: Mapping, y_train, pred_train, y_test, pred_test, class_names: list[str]) -> dict:
-    """The seed's ``save_in_dict``, as JSON-able data (no pickle): confusion matrices (train, test), class
-    names, per-epoch acc / loss / val_acc / val_loss / learning rate, classification report, model summary."""
-    h = {k: [float(v) for v in vals] for k, vals in history.items()}
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
-    n = len(class_names)
-    return {
-        "class_names": list(class_names),
-        "cm_train": skm.confusion_matrix(y_train, pred_train, labels=range(n)).tolist(),
-        "cm_test": skm.confusion_matrix(y_test, pred_test, labels=range(n)).tolist(),
-        "acc": h.get("accuracy", []), "loss": h.get("loss", []),
-        "val_acc": h.get("val_accuracy", []), "val_loss": h.get("val_loss", []),
-        "lr": h.get("learning_rate", h.get("lr", [])),
-        "best_epoch": int(np.argmin(h["val_loss"])) + 1 if h.get("val_loss") else len(h.get("loss", [])),
-        "report": skm.classification_report(y_test, pred_test, labels=range(n), target_names=class_names,
-                                            output_dict=True, zero_division=0),
-        "summary": "\n".join(lines),
-        "y_test": [int(v) for v in y_test],
-        "pred_test": [int(v) for v in pred_test],
-    }
 
 
 def save_record(record: Mapping, path: Path) -> Path:

@@ -181,7 +181,7 @@ def log_metrics(metrics: Mapping, prefix: str = "", step: int | None = None) -> 
 
 def log_history(history, prefix: str = "") -> None:
     """Per-epoch metrics from a Keras History or a dict of lists, one MLflow step per epoch."""
-    from .report import history_to_frame
+    from .training import history_to_frame
 
     mlflow = _mlflow()
     df = history_to_frame(history)

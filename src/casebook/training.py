@@ -13,131 +13,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-
-def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, **kw)
-
-
-def model_device(model):
-    """The device a torch model's parameters live on (CPU for a model without parameters)."""
-    import torch
-
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
-def _autocast(dev, amp: bool):
-    """bfloat16 autocast on a CUDA device when ``amp`` (no loss scaling needed), else a no-op."""
-    import contextlib
-
-    import torch
-
-    return torch.autocast("cuda", dtype=torch.bfloat16) if amp and dev.type == "cuda" else contextlib.nullcontext()
-
-
-def torch_fit(model, x, y, x_val=None, y_val=None, *, optimizer, epochs: int = 10, batch_size: int = 64,
-              loss_fn=None, patience: int | None = None, seed: int = 42, progress: bool = False,
-              max_batches: int | None = None, eval_batch_size: int = 1000, amp: bool = False) -> dict:
-    """Train ``model`` with mini-batches drawn from in-memory tensors, on the device the model is on
-    (:func:`casebook.config.device`; the tensors are moved there once).
-
-    Records per-epoch ``loss``/``accuracy`` (train, measured on the fly) and ``val_loss``/``val_accuracy``.
-    With ``patience``, stops when validation loss has not improved for that many epochs and restores the
-    best weights (early stopping on validation data, never on test data). ``amp``: bfloat16 mixed precision on
-    CUDA (ignored elsewhere). Returns the history dict, with ``best_epoch`` and ``epoch_time`` added.
-    The batch order comes from a CPU generator, so the same seed draws the same batches on every device.
-    """
-    import torch
-
-    loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
-    dev = model_device(model)
-    x, y = _on(x, dev), _on(y, dev)
-    gen = torch.Generator().manual_seed(seed)
-    hist = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
-    best, best_state, best_epoch, waited = np.inf, None, 0, 0
-    n = len(x)
-    bar = _progress(range(1, epochs + 1), progress, desc="epochs", leave=False)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=gen).to(x.device)  # drawn on the CPU: same batches everywhere
-        # running sums stay on the device (no sync per batch); float64 sums equal Python's float sums
-        total = torch.zeros((), dtype=torch.float64, device=dev)
-        correct = torch.zeros((), dtype=torch.int64, device=dev)
-        seen = 0
-        for b, start in enumerate(range(0, n, batch_size)):
-            if max_batches is not None and b >= max_batches:
-                break
-            idx = order[start:start + batch_size]
-            xb = x[idx].to(dev, non_blocking=True)
-            yb = y[idx].to(dev, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with _autocast(dev, amp):
-                out = model(xb)
-                loss = loss_fn(out, yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach().double() * len(idx)
-            correct += (out.argmax(1) == yb).sum()
-            seen += len(idx)
-        hist["loss"].append(total.item() / seen)
-        hist["accuracy"].append(correct.item() / seen)
-        hist["epoch_time"].append(time.perf_counter() - t0)
-        if x_val is not None:
-            vl, va = torch_evaluate(model, x_val, y_val, loss_fn, eval_batch_size)
-            hist["val_loss"].append(vl)
-            hist["val_accuracy"].append(va)
-            if progress:
-                bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}", val_loss=f"{vl:.4f}", val_acc=f"{va:.4f}")
-            if vl < best - 1e-6:
-                best, best_epoch, waited = vl, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                waited += 1
-                if patience is not None and waited >= patience:
-                    break
-    if patience is not None and best_state is not None:
-        model.load_state_dict(best_state)
-    hist = {k: v for k, v in hist.items() if v}
-    hist["best_epoch"] = best_epoch or len(hist["loss"])
-    return hist
-
-
-def _on(t, dev):
-    """Training tensors on an accelerator once, up front (casebook's data sets fit in its memory; copying
-    every batch instead would cost a host-to-device transfer per step). CPU tensors stay where they are."""
-    return t.to(dev, non_blocking=True) if dev.type != "cpu" and t is not None else t
-
-
-def torch_predict_proba(model, x, batch_size: int = 1000) -> np.ndarray:
-    """Softmax probabilities as a NumPy array, computed batch by batch on the model's device."""
-    import torch
-
-    dev = model_device(model)
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([torch.softmax(model(x[i:i + batch_size].to(dev)), 1).cpu()
-                          for i in range(0, len(x), batch_size)]).numpy()
-
-
-def torch_evaluate(model, x, y, loss_fn=None, batch_size: int = 1000) -> tuple[float, float]:
-    """(mean loss, accuracy) over ``x, y`` in eval mode."""
-    import torch
-
-    loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
-    dev = model_device(model)
-    model.eval()
-    total, correct = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            yb = y[i:i + batch_size].to(dev)
-            out = model(x[i:i + batch_size].to(dev))
-            total += loss_fn(out, yb).item() * len(out)
-            correct += (out.argmax(1) == yb).sum().item()
-    return total / len(x), correct / len(x)
+# the torch loop lives with the models (TorchMLPClassifier trains with it); re-exported here, where notebooks use it
+from .models import model_device, torch_evaluate, torch_fit, torch_predict_proba  # noqa: F401
 
 
 def search_summary(search) -> pd.DataFrame:
@@ -296,17 +173,49 @@ def keras_inputs(model, X, z=None):
     return {"pdf": X, "z": z.reshape(-1, 1)} if len(model.inputs) == 2 else X
 
 
+def history_to_frame(history) -> pd.DataFrame:
+    """A Keras ``History``, its ``.history`` dict, or a dict of per-epoch lists → DataFrame (one row per epoch)."""
+    h = getattr(history, "history", history)
+    df = pd.DataFrame({k: list(v) for k, v in h.items() if isinstance(v, (list, tuple, np.ndarray))})
+    df.index = np.arange(1, len(df) + 1)
+    df.index.name = "epoch"
+    return df
+
+
+def training_record(model, history: Mapping, y_train, pred_train, y_test, pred_test, class_names: list[str]) -> dict:
+    """The seed's ``save_in_dict``, as JSON-able data (no pickle): confusion matrices (train, test), class
+    names, per-epoch acc / loss / val_acc / val_loss / learning rate, classification report, model summary."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    h = {k: [float(v) for v in vals] for k, vals in history.items()}
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    n = len(class_names)
+    return {
+        "class_names": list(class_names),
+        "cm_train": confusion_matrix(y_train, pred_train, labels=range(n)).tolist(),
+        "cm_test": confusion_matrix(y_test, pred_test, labels=range(n)).tolist(),
+        "acc": h.get("accuracy", []), "loss": h.get("loss", []),
+        "val_acc": h.get("val_accuracy", []), "val_loss": h.get("val_loss", []),
+        "lr": h.get("learning_rate", h.get("lr", [])),
+        "best_epoch": int(np.argmin(h["val_loss"])) + 1 if h.get("val_loss") else len(h.get("loss", [])),
+        "report": classification_report(y_test, pred_test, labels=range(n), target_names=class_names,
+                                            output_dict=True, zero_division=0),
+        "summary": "\n".join(lines),
+        "y_test": [int(v) for v in y_test],
+        "pred_test": [int(v) for v in pred_test],
+    }
+
+
 def train_keras_classifier(model, ds, epochs: int = 20, batch_size: int = 64, output_dir=None, patience: int = 5,
                            verbose: int = 2) -> dict:
     """Train a Keras classifier on a :class:`casebook.redshift.Dataset`: Adam (compiled in) with a learning-rate
     schedule (halved when validation loss stalls), EarlyStopping and ModelCheckpoint (``best.keras``) on
     validation loss — never on the test set. A two-input model gets the estimated redshift as ``z`` (its
     Normalization layer is adapted on the training rows only). Returns a JSON-able record (see
-    :func:`casebook.report.training_record`) with ``history`` and ``best_epoch``."""
+    :func:`training_record`) with ``history`` and ``best_epoch``."""
     import keras
     from pathlib import Path
-
-    from .report import training_record
 
     two = len(model.inputs) == 2
     if two:
