@@ -61,3 +61,115 @@ def test_make_cnn_gru_lstm_save_in_dict_and_fig_verbatim(seed_split, tmp_path, s
     (tmp_path / "broken.json").write_text("{}")
     with pytest.raises(DataFormatError, match="not a save_in_dict file"):
         fig(tmp_path / "broken.json")
+
+
+# ------------------------------------------------------------------------------------------- seed 004 (pneumonia)
+
+SEED_PARAMS = {  # the README's dict, verbatim
+    "rgb": False,
+    "include_top": False,
+    "input_tensor": None,
+    "classifier_activation": "softmax",
+    "alpha": 0.35,
+    "weights": "imagenet",
+    "strategy": "no_tuning",
+    "fixed_layers": 100,
+    "epochs": 1,
+    "batch_size": 100,
+    "img_size": 224,
+    "input_shape": (224, 224, 3),
+    "pooling": "max",
+    "equilibrate": True,
+    "optimizer": "adamw",
+    "loss": "categorical_crossentropy",
+    "data_augmentation": True,
+    "include_preprocessing": False,
+    "model": "mobilenetv2"
+}
+SEED_LAYERS = [  # the README's list, verbatim
+    {"type": "dropout", "count": 0.3},
+    {"type": "dense", "count": 128, "activation": "relu"},
+    {"type": "dropout", "count": 0.2},
+    {"type": "dense", "count": 2, "activation": "softmax"}
+]
+
+
+def test_the_seed_params_verbatim_name_the_missing_weights_file_offline(empty_root):
+    from casebook.models import build_model
+
+    with pytest.raises(ValueError) as e:
+        build_model(SEED_PARAMS, SEED_LAYERS)
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5" in str(e.value)
+    assert str(empty_root / "weights") in str(e.value)
+
+
+def test_the_seed_params_verbatim_build_the_documented_model():
+    import keras
+
+    from casebook import models
+
+    model = models.build_model({**SEED_PARAMS, "weights": None}, SEED_LAYERS)  # random weights: offline here
+    p = model.casebook_params
+    assert p["backbone"] == "mobilenetv2" and p["strategy"] == "feature_extraction" and p["augment"] is True
+    assert model.input.shape[1:] == (224, 224, 3) and model.output.shape[1:] == (2,)
+    assert models.trainable_backbone_layers(model) == 0  # no_tuning: frozen
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    features = model.get_layer("features")
+    assert any(layer.name == "augmentation" for layer in features.layers)
+    assert type(features.get_layer("pooled")).__name__ == "GlobalMaxPooling2D"
+    head = [layer for layer in model.get_layer("head").layers if layer.weights]
+    assert [layer.units for layer in head] == [128, 2] and head[-1].activation.__name__ == "softmax"
+    rates = [layer.rate for layer in model.get_layer("head").layers if type(layer).__name__ == "Dropout"]
+    assert rates == [0.3, 0.2]
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype("float32")
+    model.fit(x, np.eye(2, dtype="float32")[[0, 1, 0, 1]], epochs=1, verbose=0)
+    assert np.allclose(model.predict(x, verbose=0).sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"include_top": True}, "include_top"),
+    ({"input_tensor": "a tensor"}, "input_tensor"),
+    ({"classifier_activation": "sigmoid"}, "classifier_activation"),
+    ({"input_shape": (128, 128, 3)}, "input_shape"),
+    ({"model": "vgg16", "include_preprocessing": True}, "include_preprocessing"),
+    ({"optimizer": "lion"}, "optimizer"),
+    ({"colour_jitter": 0.1}, "colour_jitter"),
+    ({"model": "mobilenet", "backbone": "vgg16"}, "'model'"),
+])
+def test_a_seed_key_that_cannot_be_honoured_is_named(change, key):
+    from casebook.models import validate_params
+
+    with pytest.raises(ValueError, match=key):
+        validate_params({**SEED_PARAMS, "weights": None, **change}, SEED_LAYERS)
+
+
+def test_grey_input_and_in_model_preprocessing_match_the_pipeline():
+    from casebook import models
+
+    base = {"model": "mobilenet", "alpha": 0.25, "img_size": 32, "weights": None, "strategy": "no_tuning"}
+    inside = models.build_model({**base, "input_shape": (32, 32, 1), "include_preprocessing": True}, [])
+    outside = models.build_model(base, [])
+    models.backbone_of(outside).set_weights(models.backbone_of(inside).get_weights())
+    grey = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
+    rgb = models.preprocess_input("mobilenet")(np.repeat(grey, 3, axis=-1))
+    np.testing.assert_allclose(inside.get_layer("features")(grey), outside.get_layer("features")(rgb), atol=1e-5)
+
+
+def test_categorical_loss_and_batch_size_are_used_by_training():
+    import tensorflow as tf
+
+    from casebook import models, training
+
+    x = np.random.default_rng(2).uniform(-1, 1, (12, 32, 32, 3)).astype("float32")
+    y = np.array([0, 1] * 6, dtype="float32")
+    ds = {s: tf.data.Dataset.from_tensor_slices((x, y)).batch(4) for s in ("train", "val")}
+    base = {"model": "mobilenet", "alpha": 0.25, "img_size": 32, "weights": None, "epochs": 1,
+            "loss": "categorical_crossentropy", "batch_size": 3}
+    for strategy in ("no_tuning", "fine_tuning"):
+        model = models.build_model({**base, "strategy": strategy}, [{"type": "dense", "count": 8}])
+        hist, out = training.train_xray(model, ds, training.FeatureCache(), epochs=1)
+        p_va, y_va = out["val"]
+        assert p_va.shape == (12,) and ((0 <= p_va) & (p_va <= 1)).all() and len(hist["loss"]) == 1
+    rebatched = training._rebatched(ds["train"], 3, one_hot=True)
+    assert [int(b[0].shape[0]) for b in rebatched] == [3, 3, 3, 3]
+    assert next(iter(rebatched))[1].shape[1:] == (2,)

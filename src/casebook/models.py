@@ -495,7 +495,13 @@ def make_CNN_2inputs(input_shape, n_classes: int, lr: float = 1e-3, downsample: 
     return _compile(keras.Model([pdf, z], _head(x, n_classes), name="CNN_2inputs"), lr)
 
 
-REDSHIFT_MODELS = {"CNN": make_CNN, "CNN8": make_CNN8, "CNNGRU": make_CNNGRU, "CNNLSTM": make_CNNLSTM,
+def _cnngru_as_trained(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
+    """CNN-GRU as notebook 07's committed run trained it (no GRU dropout); the seed's ``make_CNNGRU`` defaults
+    to ``dropout=.2``. The registry switches to that default with notebook 07's next full run."""
+    return make_CNNGRU(input_shape, n_classes, 0.0, lr, downsample)
+
+
+REDSHIFT_MODELS = {"CNN": make_CNN, "CNN8": make_CNN8, "CNNGRU": _cnngru_as_trained, "CNNLSTM": make_CNNLSTM,
                    "CNN_2inputs": make_CNN_2inputs}
 
 
@@ -509,38 +515,104 @@ BACKBONES = {  # name → (keras.applications class, module holding its preproce
     "efficientnetv2b2": ("EfficientNetV2B2", "efficientnet_v2"),
 }
 STRATEGIES = ("feature_extraction", "partial_fine_tuning", "fine_tuning")
+STRATEGY_ALIASES = {"no_tuning": "feature_extraction"}  # the pneumonia seed's name for a frozen backbone
 LAYER_TYPES = {"dense": ("units",), "dropout": ("rate",), "flatten": (), "batchnorm": ()}
-LOSSES = ("binary_crossentropy", "focal")
+LAYER_COUNT = {"dense": "units", "dropout": "rate"}  # the seed's ``count`` means units (dense) or rate (dropout)
+LOSSES = ("binary_crossentropy", "focal", "categorical_crossentropy")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+PARAM_ALIASES = {"model": "backbone", "data_augmentation": "augment"}  # the seed's key → casebook's
 REQUIRED_PARAMS = ("backbone", "strategy", "img_size")
 PARAM_DEFAULTS = {"alpha": 1.0, "weights": "imagenet", "learning_rate": 1e-3, "fixed_layers": None,
                   "pooling": "avg", "augment": False, "loss": "binary_crossentropy", "equilibrate": True,
-                  "epochs": 5, "batch_size": 32}
+                  "epochs": 5, "batch_size": None, "optimizer": "adam", "include_top": False, "input_tensor": None,
+                  "input_shape": None, "rgb": False, "classifier_activation": None, "include_preprocessing": False}
+# Backbones whose preprocess_input is an affine map a Rescaling layer reproduces inside the model ([-1, 1]);
+# EfficientNetV2 preprocesses itself.
+IN_MODEL_PREPROCESSING = {"mobilenet", "mobilenetv2", "resnet50v2", "efficientnetv2b2"}
 
 
 def validate_params(params: dict, added_layers: list) -> dict:
-    """``params`` with defaults filled in; ValueError naming the valid choices for anything unknown or missing."""
-    missing = [k for k in REQUIRED_PARAMS if k not in params]
+    """``params`` with defaults filled in, in casebook's names; the pneumonia seed's dict works verbatim (its
+    19 keys: ``model``, ``strategy`` incl. ``no_tuning``, ``fixed_layers``, ``alpha``, ``weights``, ``include_top``,
+    ``input_tensor``, ``input_shape``, ``img_size``, ``rgb``, ``pooling``, ``classifier_activation``,
+    ``include_preprocessing``, ``data_augmentation``, ``optimizer``, ``loss``, ``equilibrate``, ``epochs``,
+    ``batch_size``). ValueError naming the key for anything unknown, missing, or that cannot be honoured."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict, got {type(params).__name__}")
+    p = dict(params)
+    for seed_key, key in PARAM_ALIASES.items():
+        if seed_key in p:
+            if key in p and p[key] != p[seed_key]:
+                raise ValueError(f"params[{seed_key!r}] and params[{key!r}] are two names for one setting and differ")
+            p[key] = p.pop(seed_key)
+    missing = [k for k in REQUIRED_PARAMS if k not in p]
     if missing:
-        raise ValueError(f"missing params {missing}; required: {list(REQUIRED_PARAMS)}")
-    p = {**PARAM_DEFAULTS, **params}
+        raise ValueError(f"missing params {missing}; required: {list(REQUIRED_PARAMS)} ('model' for 'backbone')")
+    unknown = sorted(set(p) - set(PARAM_DEFAULTS) - set(REQUIRED_PARAMS))
+    if unknown:
+        raise ValueError(f"unknown params {unknown}; known: {sorted({*PARAM_DEFAULTS, *REQUIRED_PARAMS, *PARAM_ALIASES})}")
+    p = {**PARAM_DEFAULTS, **p}
+    p["strategy"] = STRATEGY_ALIASES.get(p["strategy"], p["strategy"])
+    p["pooling"] = "none" if p["pooling"] is None else p["pooling"]
     if p["backbone"] not in BACKBONES:
         raise ValueError(f"unknown backbone {p['backbone']!r}; valid: {', '.join(BACKBONES)}")
     if p["strategy"] not in STRATEGIES:
-        raise ValueError(f"unknown strategy {p['strategy']!r}; valid: {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {p['strategy']!r}; valid: {', '.join(STRATEGIES)} (or no_tuning)")
     if p["strategy"] == "partial_fine_tuning" and not isinstance(p["fixed_layers"], int):
         raise ValueError("strategy 'partial_fine_tuning' needs params['fixed_layers'] (int: backbone layers kept frozen)")
     if p["loss"] not in LOSSES:
         raise ValueError(f"unknown loss {p['loss']!r}; valid: {', '.join(LOSSES)}")
+    if p["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {p['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
     if p["pooling"] not in ("avg", "max", "none"):
         raise ValueError(f"unknown pooling {p['pooling']!r}; valid: avg, max, none")
+    _check_head_params(p)
+    _check_input_params(p)
     for i, layer in enumerate(added_layers):
         kind = layer.get("type") if isinstance(layer, dict) else None
         if kind not in LAYER_TYPES:
             raise ValueError(f"added_layers[{i}]: unknown layer type {kind!r}; valid: {', '.join(LAYER_TYPES)}")
-        lack = [k for k in LAYER_TYPES[kind] if k not in layer]
+        lack = [k for k in LAYER_TYPES[kind] if k not in layer and not (LAYER_COUNT.get(kind) == k and "count" in layer)]
         if lack:
-            raise ValueError(f"added_layers[{i}] ({kind}) is missing {lack}")
+            raise ValueError(f"added_layers[{i}] ({kind}) is missing {lack} (or 'count')")
     return p
+
+
+def _check_head_params(p: dict) -> None:
+    categorical = p["loss"] == "categorical_crossentropy"
+    expected = "softmax" if categorical else "sigmoid"
+    p["classifier_activation"] = p["classifier_activation"] or expected
+    if p["classifier_activation"] != expected:
+        raise ValueError(f"params['classifier_activation']={p['classifier_activation']!r} cannot be honoured with "
+                         f"loss {p['loss']!r}: use {expected!r} (softmax over 2 units for categorical_crossentropy, "
+                         f"a sigmoid unit otherwise)")
+    if p["include_top"]:
+        raise ValueError("params['include_top']=True cannot be honoured: the ImageNet classifier is replaced by "
+                         "added_layers and the pneumonia output; use include_top=False")
+    if p["batch_size"] is not None and (not isinstance(p["batch_size"], int) or p["batch_size"] < 1):
+        raise ValueError(f"params['batch_size'] must be a positive int, got {p['batch_size']!r}")
+
+
+def _check_input_params(p: dict) -> None:
+    if p["input_tensor"] is not None:
+        raise ValueError("params['input_tensor'] cannot be honoured: the model builds its own input from img_size "
+                         "and input_shape; leave input_tensor=None")
+    size = p["img_size"]
+    shape = tuple(p["input_shape"]) if p["input_shape"] is not None else (size, size, 3)
+    if shape not in ((size, size, 3), (size, size, 1)):
+        raise ValueError(f"params['input_shape']={shape} must be ({size}, {size}, 3), or ({size}, {size}, 1) "
+                         f"for grey images, to match img_size={size}")
+    if shape[-1] == 1 and p["rgb"]:
+        raise ValueError("params['input_shape'] has 1 channel but params['rgb'] is True")
+    p["input_shape"] = shape
+    if p["include_preprocessing"] and p["backbone"] not in IN_MODEL_PREPROCESSING:
+        raise ValueError(f"params['include_preprocessing']=True cannot be honoured for {p['backbone']!r} (only "
+                         f"{', '.join(sorted(IN_MODEL_PREPROCESSING))}); preprocess in the data pipeline instead")
+
+
+def layer_setting(layer: dict, key: str):
+    """``units`` / ``rate`` of an added layer, or the seed's ``count`` standing for it."""
+    return layer[key] if key in layer else layer["count"]
 
 
 def preprocess_input(backbone: str):
@@ -550,10 +622,24 @@ def preprocess_input(backbone: str):
     return importlib.import_module(f"keras.applications.{BACKBONES[backbone][1]}").preprocess_input
 
 
+def keras_weight_file(backbone: str, alpha: float = 1.0, size: int = 224) -> str:
+    """The file name Keras downloads for a backbone's no-top ImageNet weights (what to put in the data root's
+    ``weights/`` folder, or in ``~/.keras/models/``, to work offline)."""
+    rows = size if size in (96, 128, 160, 192, 224) else 224
+    mobilenet_alpha = {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}.get(float(alpha), str(alpha))
+    return {"mobilenet": f"mobilenet_{mobilenet_alpha}_{rows}_tf_no_top.h5",
+            "mobilenetv2": f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5",
+            "resnet50v2": "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "densenet121": "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "efficientnetv2b2": "efficientnetv2-b2_notop.h5"}[backbone]
+
+
 def make_backbone(p: dict):
-    """The ImageNet backbone without its top. Weights: ``'imagenet'`` (the data root's weight file where the
-    registry has it — offline — else Keras' download/cache), ``None`` (random: only when asked explicitly),
-    or a path to a weight file."""
+    """The ImageNet backbone without its top. Weights: ``'imagenet'`` (the data root's verified registry file,
+    else a file of Keras' name in ``<data root>/weights/``, else Keras' download or cache), ``None`` (random:
+    only when asked explicitly), or a path to a weight file. Offline without the file, the error names the file
+    and where to put it."""
     import keras
 
     from .data import KERAS_WEIGHTS, DataNotFoundError, keras_weights_path
@@ -562,6 +648,8 @@ def make_backbone(p: dict):
     kwargs = {"input_shape": (p["img_size"], p["img_size"], 3), "include_top": False}
     if p["backbone"] in ("mobilenet", "mobilenetv2"):
         kwargs["alpha"] = p["alpha"]
+    if p["backbone"] == "efficientnetv2b2":
+        kwargs["include_preprocessing"] = bool(p["include_preprocessing"])
     if p["weights"] is None:
         return cls(weights=None, **kwargs)
     if p["weights"] != "imagenet":
@@ -576,12 +664,21 @@ def make_backbone(p: dict):
             return net
         except DataNotFoundError:
             pass
+    file_name = keras_weight_file(p["backbone"], p["alpha"], p["img_size"])
+    local = config.data_root() / "weights" / file_name
+    if local.is_file():  # an HDF5 weight file: arrays only, nothing executable
+        net = cls(weights=None, **kwargs)
+        net.load_weights(local)
+        return net
     try:
+        if config.is_offline():
+            raise ConnectionError("CASEBOOK_OFFLINE=1")
         return cls(weights="imagenet", **kwargs)
     except Exception as e:  # offline: the download fails
         raise ValueError(f"ImageNet weights for {p['backbone']} (alpha={p['alpha']}) are not available here "
-                         f"({type(e).__name__}); available offline: {', '.join(KERAS_WEIGHTS)} in the data root's "
-                         f"weights/ folder; or pass weights=None explicitly for random initialisation") from None
+                         f"({type(e).__name__}): put {file_name} (from Keras' keras-applications storage) in "
+                         f"{local.parent}/ or ~/.keras/models/; offline in the registry: "
+                         f"{', '.join(KERAS_WEIGHTS)}; or pass weights=None for random initialisation") from None
 
 
 def xray_augmentation(seed: int = config.DEFAULT_SEED):
@@ -595,24 +692,65 @@ def xray_augmentation(seed: int = config.DEFAULT_SEED):
                             name="augmentation")
 
 
-def compile_binary(model, p: dict):
+def _optimizer(p: dict):
     import keras
 
-    loss = (keras.losses.BinaryFocalCrossentropy(gamma=2.0) if p["loss"] == "focal"
-            else keras.losses.BinaryCrossentropy())
-    model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss,
-                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
+    return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+            "rmsprop": keras.optimizers.RMSprop}[p["optimizer"]](p["learning_rate"])
+
+
+def compile_binary(model, p: dict):
+    """Compile with the chosen optimizer and loss: a sigmoid unit (binary or focal cross-entropy) or, for the
+    seed's ``categorical_crossentropy``, 2 softmax units on one-hot labels. Metrics: accuracy and ROC-AUC."""
+    import keras
+
+    if p["loss"] == "categorical_crossentropy":
+        loss, accuracy = keras.losses.CategoricalCrossentropy(), keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = (keras.losses.BinaryFocalCrossentropy(gamma=2.0) if p["loss"] == "focal"
+                else keras.losses.BinaryCrossentropy())
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+    model.compile(optimizer=_optimizer(p), loss=loss, metrics=[accuracy, keras.metrics.AUC(name="auc")])
     return model
 
 
-def build_model(params: dict, added_layers: list):
-    """One factory for every transfer-learning run.
+def n_outputs(p: dict) -> int:
+    """2 softmax units for categorical cross-entropy, else 1 sigmoid unit (P(pneumonia))."""
+    return 2 if p["loss"] == "categorical_crossentropy" else 1
 
-    ``params``: backbone (``mobilenetv2 mobilenet resnet50v2 vgg16 densenet121 efficientnetv2b2``), strategy
-    (``feature_extraction``: backbone frozen; ``partial_fine_tuning``: its first ``fixed_layers`` layers frozen;
-    ``fine_tuning``: all trainable), img_size, and optional alpha (MobileNets), weights, learning_rate, pooling,
-    augment, loss (``binary_crossentropy`` / ``focal``). ``added_layers``: dicts of type dense (units,
-    activation) / dropout (rate) / flatten / batchnorm, stacked before a sigmoid output (P(pneumonia)).
+
+def _is_output_layer(layer: dict, p: dict) -> bool:
+    """The seed ends ``added_layers`` with the output layer itself (dense, 2 units, softmax)."""
+    return (layer["type"] == "dense" and layer.get("activation") == p["classifier_activation"]
+            and layer_setting(layer, "units") == n_outputs(p))
+
+
+def _image_input(p: dict):
+    """The model's input: ``input_shape`` (3 channels, or 1 for grey images, replicated to the 3 the ImageNet
+    backbones expect), then the backbone's preprocessing inside the model when ``include_preprocessing``."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(p["input_shape"], name="image")
+    x = layers.Concatenate(name="grey_to_rgb")([inp, inp, inp]) if p["input_shape"][-1] == 1 else inp
+    if p["include_preprocessing"] and p["backbone"] != "efficientnetv2b2":  # EfficientNetV2 does it itself
+        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocessing")(x)
+    return inp, x
+
+
+def build_model(params: dict, added_layers: list):
+    """One factory for every transfer-learning run; the pneumonia seed's ``params`` and ``added_layers`` work
+    verbatim (see :func:`validate_params`).
+
+    ``params``: backbone (``model``; ``mobilenetv2 mobilenet resnet50v2 vgg16 densenet121 efficientnetv2b2``),
+    strategy (``feature_extraction`` = ``no_tuning``: backbone frozen; ``partial_fine_tuning``: its first
+    ``fixed_layers`` layers frozen; ``fine_tuning``: all trainable), img_size, and optional alpha (MobileNets),
+    weights, learning_rate, optimizer, pooling, augment (``data_augmentation``), loss (``binary_crossentropy`` /
+    ``focal`` with a sigmoid unit, ``categorical_crossentropy`` with 2 softmax units), input_shape, rgb,
+    include_preprocessing, classifier_activation, equilibrate, epochs, batch_size (the last three are used by
+    :func:`casebook.training.train_xray`). ``added_layers``: dicts of type dense (units or ``count``,
+    activation) / dropout (rate or ``count``) / flatten / batchnorm, stacked before the output; a last dense
+    layer that already is the output (2-unit softmax, or 1-unit sigmoid) is used as the output.
 
     The model is ``image → features (augmentation, backbone with its BatchNorm layers frozen so they stay in
     inference mode, pooling) → head``; ``model.get_layer("features")`` and ``model.get_layer("head")`` are
@@ -623,8 +761,8 @@ def build_model(params: dict, added_layers: list):
 
     p = validate_params(params, added_layers)
     backbone = make_backbone(p)
-    inp = keras.Input((p["img_size"], p["img_size"], 3), name="image")
-    x = xray_augmentation()(inp) if p["augment"] else inp
+    inp, x = _image_input(p)
+    x = xray_augmentation()(x) if p["augment"] else x
     x = backbone(x, training=False)
     if p["pooling"] == "avg":
         x = layers.GlobalAveragePooling2D(name="pooled")(x)
@@ -633,19 +771,21 @@ def build_model(params: dict, added_layers: list):
     features = keras.Model(inp, x, name="features")
     h_in = keras.Input(features.output.shape[1:], name="features_in")
     h = h_in
-    for layer in added_layers:
+    hidden = added_layers[:-1] if added_layers and _is_output_layer(added_layers[-1], p) else added_layers
+    for layer in hidden:
         kind = layer["type"]
         if kind == "dense":
-            h = layers.Dense(layer["units"], activation=layer.get("activation", "relu"))(h)
+            h = layers.Dense(layer_setting(layer, "units"), activation=layer.get("activation", "relu"))(h)
         elif kind == "dropout":
-            h = layers.Dropout(layer["rate"])(h)
+            h = layers.Dropout(layer_setting(layer, "rate"))(h)
         elif kind == "flatten":
             h = layers.Flatten()(h)
         else:
             h = layers.BatchNormalization()(h)
     if len(h.shape) > 2:
         h = layers.Flatten()(h)
-    head = keras.Model(h_in, layers.Dense(1, activation="sigmoid", name="p_pneumonia")(h), name="head")
+    out = layers.Dense(n_outputs(p), activation=p["classifier_activation"], name="p_pneumonia")(h)
+    head = keras.Model(h_in, out, name="head")
     model = keras.Model(inp, head(features(inp)), name=f"{p['backbone']}_{p['strategy']}")
     backbone.trainable = p["strategy"] != "feature_extraction"
     if p["strategy"] == "partial_fine_tuning":

@@ -257,7 +257,8 @@ class FeatureCache:
     def get(self, model, ds, split: str):
         p = model.casebook_params
         weights = p["weights"] if p["weights"] is not None else f"random-{id(model)}"
-        key = (p["backbone"], p["alpha"], p["img_size"], str(weights), p["pooling"], split)
+        key = (p["backbone"], p["alpha"], p["img_size"], str(weights), p["pooling"], p["input_shape"],
+               p["include_preprocessing"], split)
         if key not in self.store:
             f = model.get_layer("features")
             feats, ys = [], []
@@ -279,26 +280,49 @@ def train_xray(model, datasets: dict, cache: FeatureCache, epochs: int = 5, clas
     import keras
 
     p = model.casebook_params
+    two = p["loss"] == "categorical_crossentropy"  # 2 softmax units: one-hot labels
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     if p["strategy"] == "feature_extraction":
         head = model.get_layer("head")
         f_tr, y_tr = cache.get(model, datasets["train"], "train")
         f_va, y_va = cache.get(model, datasets["val"], "val")
-        hist = head.fit(f_tr, y_tr, validation_data=(f_va, y_va), epochs=epochs, batch_size=64,
-                        class_weight=class_weight, callbacks=[stop], verbose=verbose)
-        p_va = head.predict(f_va, batch_size=256, verbose=0).ravel()
+        hist = head.fit(f_tr, _targets(y_tr, two), validation_data=(f_va, _targets(y_va, two)), epochs=epochs,
+                        batch_size=p["batch_size"] or 64, class_weight=class_weight, callbacks=[stop], verbose=verbose)
+        p_va = positive_proba(head.predict(f_va, batch_size=256, verbose=0))
     else:
-        hist = model.fit(datasets["train"], validation_data=datasets["val"], epochs=epochs, class_weight=class_weight,
+        train, val = (_rebatched(datasets[s], p["batch_size"], two) for s in ("train", "val"))
+        hist = model.fit(train, validation_data=val, epochs=epochs, class_weight=class_weight,
                          callbacks=[stop], verbose=verbose, shuffle=False)  # the dataset shuffles itself
         p_va, y_va = predict_dataset(model, datasets["val"])
     return hist.history, {"val": (p_va, y_va)}
+
+
+def _targets(y, one_hot: bool):
+    """Labels as the loss expects them: 0/1, or one-hot for 2 softmax units."""
+    y = np.asarray(y)
+    return np.eye(2, dtype=np.float32)[y.astype(int)] if one_hot else y
+
+
+def _rebatched(ds, batch_size: int | None, one_hot: bool):
+    """A tf.data split with ``params['batch_size']`` (when given) and one-hot labels (when the loss needs them)."""
+    import tensorflow as tf
+
+    if batch_size:
+        ds = ds.unbatch().batch(batch_size)
+    return ds.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), 2))) if one_hot else ds
+
+
+def positive_proba(out) -> np.ndarray:
+    """P(pneumonia) from a model's output: the sigmoid unit, or the second of 2 softmax units."""
+    out = np.asarray(out)
+    return out[:, 1] if out.ndim == 2 and out.shape[1] == 2 else out.ravel()
 
 
 def predict_dataset(model, ds) -> tuple[np.ndarray, np.ndarray]:
     """(P(class 1), labels) over a labelled tf.data dataset, in its order."""
     ps, ys = [], []
     for x, y in ds:
-        ps.append(np.asarray(model(x, training=False)).ravel())
+        ps.append(positive_proba(model(x, training=False)))
         ys.append(np.asarray(y))
     return np.concatenate(ps), np.concatenate(ys)
 
