@@ -173,3 +173,18 @@ def test_categorical_loss_and_batch_size_are_used_by_training():
     rebatched = training._rebatched(ds["train"], 3, one_hot=True)
     assert [int(b[0].shape[0]) for b in rebatched] == [3, 3, 3, 3]
     assert next(iter(rebatched))[1].shape[1:] == (2,)
+
+
+def test_the_seed_figures_per_stage_plot_loss_and_accuracy_with_integer_epochs():
+    from casebook import report
+
+    runs = [{"name": f"mobilenet#{k}", "params": {"strategy": "fine_tuning"}, "val_true": [0, 1, 1, 0],
+             "val_pred": [0, 1, 0, 0], "history": {"loss": [0.9, 0.5, 0.4][:n], "val_loss": [1.0, 0.6, 0.5][:n],
+                                                   "accuracy": [0.5, 0.7, 0.8][:n], "val_accuracy": [0.4, 0.6, 0.7][:n]}}
+            for k, n in ((1, 1), (2, 3))]
+    graphs = report.plot_runs_curves(runs, "candidates")
+    assert [ax.get_ylabel() for ax in graphs.axes] == ["loss", "loss", "accuracy", "accuracy"]
+    ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in graphs.axes]
+    assert ticks[0] == ["1"] and ticks[1] == ["1", "2", "3"] and all(ax.get_xlabel() == "epoch" for ax in graphs.axes)
+    confusion = report.plot_runs_confusion(runs, ["NORMAL", "PNEUMONIA"], "candidates")
+    assert len([ax for ax in confusion.axes if ax.get_title().endswith("(validation)")]) == 2

@@ -84,6 +84,39 @@ def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"
     return axes
 
 
+def plot_runs_curves(runs, title: str = ""):
+    """The pneumonia seed's ``*_graphs`` figure: one column per run, loss (top) and accuracy (bottom) per epoch,
+    train vs validation, integer epoch ticks. ``runs``: dicts with ``name``, ``history`` and ``params``."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 6.6), squeeze=False)
+    for k, r in enumerate(runs):
+        label = f"{r['name']} {r['params']['strategy']}"
+        plot_learning_curves(r["history"], metrics=("loss", "accuracy"), axes=axes[:, k], title=label)
+        n_epochs = len(history_to_frame(r["history"]))
+        for ax in axes[:, k]:
+            ax.set_xlim(0.5, n_epochs + 0.5)
+            if n_epochs <= 10:
+                ax.set_xticks(range(1, n_epochs + 1))
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_runs_confusion(runs, labels: list[str], title: str = ""):
+    """The pneumonia seed's ``*_confusion`` figure: each run's validation confusion matrix (row %)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
+    for ax, r in zip(axes[0], runs):
+        plot_confusion_matrix(r["val_true"], r["val_pred"], labels, ax=ax, title=f"{r['name']} (validation)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_regression_diagnostics(y_true, y_pred, axes=None, title: str = "", cap: float | None = None):
     """Predicted vs actual (with the identity line and, if given, the target's ``cap``) and residuals
     (predicted − actual) vs predicted. Returns the two axes."""
