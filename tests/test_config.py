@@ -48,3 +48,23 @@ def test_smoke_runs_never_write_into_the_committed_assets(monkeypatch, tmp_path)
     monkeypatch.setenv("CASEBOOK_SMOKE", "1")
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "mine"))          # an explicit choice still wins
     assert config.assets_root() == (tmp_path / "mine").resolve()
+
+
+def test_progress_bars_draw_nothing_when_executed_headless(monkeypatch, capsys):
+    monkeypatch.setenv("CASEBOOK_HEADLESS", "1")
+    assert list(config.progress(range(3), desc="x")) == [0, 1, 2]
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    monkeypatch.delenv("CASEBOOK_HEADLESS")
+    list(config.progress(range(3), desc="visible", file=__import__("sys").stderr))
+    assert "visible" in capsys.readouterr().err
+
+
+def test_paths_are_printed_without_the_machines_prefix(monkeypatch, tmp_path):
+    monkeypatch.setenv("CASEBOOK_DATA", str(tmp_path / "root"))
+    assert config.display_path(config.REPO_ROOT / "assets" / "x.png") == "assets/x.png"
+    assert config.display_path(tmp_path / "root" / "mnist" / "a.gz") == "$CASEBOOK_DATA/mnist/a.gz"
+    assert config.display_path(tmp_path / "root") == "$CASEBOOK_DATA"
+    monkeypatch.delenv("CASEBOOK_DATA")
+    assert config.display_path(config.REPO_ROOT / "data" / "mnist") == "data/mnist"
+    assert str(config.REPO_ROOT) not in config.describe_tracking_store()

@@ -141,3 +141,41 @@ def test_augmentation_changes_images_only_in_training(keras_mod):
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
     assert np.array_equal(aug(x, training=False).numpy(), x)
     assert not np.allclose(aug(x, training=True).numpy(), x)
+
+
+def test_baselines_are_scored_on_the_rows_keras_holds_out():
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    from casebook import training
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    y = X @ np.array([1.0, -2.0])
+    y[80:] += 5.0  # only the last 20 rows (Keras' validation_split=0.2) are shifted
+    fitted, val_rmse = training.fit_baseline_regressor(LinearRegression(), X, y)
+    assert np.allclose(fitted.coef_, [1.0, -2.0]) and abs(val_rmse - 5.0) < 1e-6
+
+
+def test_history_summary_and_records_table_report_the_restored_epoch():
+    from casebook import training
+
+    history = {"loss": [1.0, 0.6, 0.5, 0.45], "val_loss": [1.1, 0.7, 0.8, 0.9],
+               "val_accuracy": [0.5, 0.8, 0.81, 0.82]}
+    summary = training.history_summary(history, seconds=12.4)
+    assert summary == {"epochs run": 4, "best epoch": 2, "best val accuracy": 0.8, "best val loss": 0.7,
+                       "seconds": 12}
+    record = {"epochs_run": 4, "epoch_cap": 60, "stopped_early": True, "best_epoch": 2, "seconds_per_epoch": 2.0,
+              "n_train": 5000, "val_acc_at_best": 0.8}
+    row = training.records_table({"CNN": record}).loc["CNN"]
+    assert row["s per epoch per 10k PDFs"] == 4.0 and row["stopped early"] and row["epoch cap"] == 60
+
+
+def test_keras_summary_text_needs_no_console():
+    import keras
+
+    from casebook import models
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden")], name="tiny")
+    text = models.summary_text(model)
+    assert 'Model: "tiny"' in text and "hidden (Dense)" in text and "Total params: 15" in text

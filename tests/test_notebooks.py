@@ -5,8 +5,10 @@ import json
 
 import pytest
 
-from casebook import config
-from casebook.notebooks import execute, list_notebooks
+import nbformat
+
+from casebook import config, report
+from casebook.notebooks import audit, execute, list_notebooks
 
 NOTEBOOKS = list_notebooks()
 MAX_FUNCTION_LINES = 6  # anything longer belongs in src/casebook/
@@ -33,7 +35,6 @@ def test_notebook_follows_the_template(path):
     assert "what we found" in text
     for c in code:
         src = "".join(c["source"])
-        assert c["execution_count"] is None, "strip execution counts (python -m casebook.notebooks does)"
         assert not any(o.get("output_type") == "error" for o in c.get("outputs", []))
         tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
         for node in ast.walk(tree):
@@ -42,6 +43,44 @@ def test_notebook_follows_the_template(path):
                 assert n <= MAX_FUNCTION_LINES, f"{node.name} is {n} lines: move it into src/casebook/"
     assert any(c.get("outputs") for c in code), "commit notebooks with their outputs"
     assert set(nb["metadata"]) <= {"kernelspec", "language_info"}
+    assert not any("execution" in c.get("metadata", {}) for c in cells), "strip execution timestamps"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_reads_as_a_clean_record(path):
+    """What a reader sees on GitHub: execution counts 1..N from one top-to-bottom run, code lines of at most
+    100 characters with one statement each, no absolute machine path, no stderr beyond the allow-list, no
+    progress-bar or per-epoch log text, no error."""
+    problems = audit(nbformat.read(path, as_version=4))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_record_check_can_fail():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x = 1; y = 2\n" + "z = '" + "a" * 120 + "'")
+    cell.execution_count = 3
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="W0000 oneDNN custom operations\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="Epoch 3/20\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="saved to /home/me/casebook/x.png\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text=" 40%|████      | 2/5 [00:02<00:03]")]
+    nb.cells = [cell]
+    problems = "\n".join(audit(nb))
+    for expected in ("several statements", "characters", "execution count 3, expected 1", "stderr 'W0000",
+                     "'Epoch 3/20'", "absolute path", "40%|"):
+        assert expected in problems, expected
+    allowed = nbformat.v4.new_output("stream", name="stderr", text="predict-classification: error: no such file\n")
+    cell.source, cell.execution_count, cell.outputs = "x = 1", 1, [allowed]
+    assert audit(nb) == []
+
+
+@pytest.mark.parametrize("path", sorted((config.REPO_ROOT / "assets" / "results").glob("*.json")), ids=lambda p: p.stem)
+def test_published_best_is_the_validation_choice(path):
+    """Each results file records how its model was chosen, and ``best`` is that choice (baselines included)."""
+    d = json.loads(path.read_text())
+    report.validate_results(d)
+    assert "selection" in d, f"{path.name} does not record how its best model was chosen"
+    assert report.chosen_by(d["selection"]) == d["best"]
+    assert d["mode"] == "full" and set(d["runtimes"]) and all(k[:2].isdigit() for k in d["runtimes"])
 
 
 @pytest.mark.notebook
@@ -52,4 +91,33 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path):
     secs = execute(path, out, smoke=True, timeout=240)
     assert out.is_file()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the committed notebook must not change"
+    problems = audit(nbformat.read(out, as_version=4), paths=False)  # test runs write into temp folders
+    assert not problems, "\n".join(problems)
     print(f"{path.name}: {secs:.0f} s in smoke mode")
+
+
+@pytest.mark.notebook
+@pytest.mark.xdist_group("pneumonia-twice")
+def test_two_executions_against_one_store_give_the_same_tables(tmp_path):
+    """Notebook 08 executed twice against the same MLflow store: run names, candidate and challenger tables,
+    champion and test metrics are the same both times (each execution reads only its own runs)."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith("08_"))
+    env = {"CASEBOOK_MLFLOW": str(tmp_path / "store")}
+    outputs = []
+    for k in (1, 2):
+        execute(path, tmp_path / f"run{k}.ipynb", smoke=True, timeout=240, extra_env=env)
+        outputs.append(_tables_and_names(nbformat.read(tmp_path / f"run{k}.ipynb", as_version=4)))
+    assert outputs[0] == outputs[1]
+    assert "mobilenet#1 " in outputs[0] and "mobilenet#8" not in outputs[0]
+
+
+def _tables_and_names(nb) -> str:
+    """The text of every output, with wall times masked (they differ between executions)."""
+    import re
+
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            texts.append(re.sub(r"\(\d+ s\)|wall time \d+ s|[\d.]+ GB|\d+ s\b", "<t>", str(text)))
+    return "\n".join(texts)

@@ -136,3 +136,52 @@ def test_training_cli_writes_model_record_and_figure(tmp_path, monkeypatch, empt
     assert not list(config.assets_root().rglob("report_cli_*")), "a CLI writes nothing outside --output-dir"
     assert train_redshift.main(["--epochs", "0", "--output-dir", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_pooling_keeps_every_peak_and_the_split():
+    import numpy as np
+
+    from casebook import redshift
+
+    x = np.full((2, 35), -30.0, dtype=np.float32)
+    x[0, 3], x[1, 33] = -1.0, -2.0  # one peak each, the second in the padded tail
+    pooled = redshift.pool_pdfs(x, 16)
+    assert pooled.shape == (2, 3, 1) and pooled[0, 0, 0] == -1.0 and pooled[1, 2, 0] == -2.0
+    assert pooled.min() == -30.0  # the tail is padded with the row minimum, never with zeros
+    d = redshift.simulate(redshift.SimulationConfig(n=200, seed=3))
+    full = redshift.load_dataset("DeltaZ", False, data=d)
+    small = redshift.load_dataset("DeltaZ", False, data=d, pool=16)
+    assert np.array_equal(full.idx_test, small.idx_test) and small.X_train.shape[1] == -(-17908 // 16)
+    assert np.allclose(redshift.pool_pdfs(full.X_train, 16), small.X_train)
+    summaries = redshift.pdf_summaries(d.log_pdf, d.zgrid, d.log_evidence)
+    extra = redshift.with_extra_inputs(small, summaries)
+    assert extra.z_train.shape == (len(small.y_train), 6) and np.allclose(extra.z_test, summaries[small.idx_test])
+
+
+def test_ceilings_use_the_simulators_hidden_quantities_and_bound_the_baseline():
+    import numpy as np
+    import pytest
+
+    from casebook import redshift
+
+    d = redshift.simulate(redshift.SimulationConfig(n=1500, seed=5))
+    assert set(d.latent) == set(redshift.LATENT_NAMES)
+    lost = d.latent["true_rank"] == -1
+    assert np.all(d.status[lost] == "mismatch") and np.all(d.status[d.latent["true_rank"] > 0] != "success")
+    ds = redshift.load_dataset("DeltaZ", False, data=d)
+    summaries = redshift.pdf_summaries(d.log_pdf, d.zgrid, d.log_evidence)
+    _, baseline, _ = redshift.fit_feature_classifier(summaries, ds, 0)
+    _, oracle, proba = redshift.fit_feature_classifier(redshift.ceiling_features(d, oracle=True), ds, 0)
+    assert oracle >= baseline - 0.02 and proba.shape == (len(ds.y_test), 2)
+    real = redshift.RedshiftData(d.log_pdf[:5], d.zgrid, d.attributes[:5], simulated=False)
+    with pytest.raises(ValueError, match="real data has none"):
+        redshift.ceiling_features(real)
+
+
+def test_recurrent_trunks_shorten_any_input_to_a_few_dozen_steps():
+    from casebook import models
+
+    assert models.trunk_pools(17908 // 4) == (4, 4, 4)
+    for steps in (280, 560, 1120, 4477):
+        a, b, c = models.trunk_pools(steps)
+        assert 17 <= steps // (a * b * c) <= 70

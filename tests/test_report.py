@@ -38,22 +38,31 @@ def _models():
 
 def test_results_file_schema_and_readme_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
-    path = report.write_results("demo", "toy", "80/20 split", 12.3, _models(), "a")
+    selection = report.selection_record("validation accuracy", {"a": 0.91, "b": 0.85})
+    path = report.write_results("demo", "toy", "80/20 split", {"01_x": 12.3, "02_y": 60.0}, _models(), "a",
+                                selection=selection, best_kind="baseline")
     d = json.loads(path.read_text())
-    assert path.parent == config.results_dir() and d["best"] == "a" and d["runtime_s"] == 12.3
+    assert path.parent == config.results_dir() and d["best"] == "a" and d["runtime_s"] == 72.3
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nstale table\n{report.README_END}\noutro\n")
     assert report.update_readme(readme, path.parent)
     text = readme.read_text()
     assert "| demo" in text and "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
+    assert "a (baseline), by validation accuracy" in text and "01 0.2 min<br>02 1.0 min" in text
     assert not report.update_readme(readme, path.parent)  # idempotent
 
 
 def test_bad_results_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="best model"):
-        report.write_results("demo2", "toy", "p", 1, _models(), "zzz")
+        report.write_results("demo2", "toy", "p", {"nb": 1}, _models(), "zzz")
     with pytest.raises(ValueError, match="ci95"):
-        report.write_results("demo2", "toy", "p", 1, {"a": {"accuracy": 0.9}}, "a")
+        report.write_results("demo2", "toy", "p", {"nb": 1}, {"a": {"accuracy": 0.9}}, "a")
+    # "best" must be what the recorded selection picks (here: b on validation, not a)
+    with pytest.raises(ValueError, match="selection .validation accuracy. picks 'b'"):
+        report.write_results("demo2", "toy", "p", {"nb": 1}, _models(), "a",
+                             selection=report.selection_record("validation accuracy", {"a": 0.8, "b": 0.9}))
+    lower = report.selection_record("validation RMSE", {"a": 0.5, "b": 0.4}, higher_is_better=False)
+    assert report.chosen_by(lower) == "b"
     assert not (config.results_dir() / "demo2.json").exists()
     readme = tmp_path / "README.md"
     readme.write_text("no markers")
@@ -70,6 +79,11 @@ def test_figures_are_saved_under_assets():
     assert path == config.assets_root() / "00_test" / "cm.png" and path.stat().st_size > 1000
     axes = report.plot_learning_curves({"loss": [1, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8]})
     assert len(axes) == 2
+    for ax in axes:  # whole epochs only
+        assert [t for t in ax.get_xticks() if 0.5 <= t <= 2.5] == [1, 2]
+    axes = report.plot_learning_curves({"loss": list(np.linspace(1, 0, 40))})
+    ticks = [t for t in axes[0].get_xticks() if 0.5 <= t <= 40.5]
+    assert ticks and all(float(t).is_integer() for t in ticks)
     report.plot_roc_pr(np.array([0, 1, 0, 1]), {"m": np.array([0.1, 0.9, 0.4, 0.6])})
     plt.close("all")
 

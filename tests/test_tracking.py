@@ -41,3 +41,46 @@ def test_experiments_are_marked_as_model_training_so_the_ui_opens_on_runs():
     exp_id = mlflow.create_experiment("old-exp")  # made before casebook tagged experiments
     tracking.setup("old-exp")
     assert mlflow.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND] == "custom_model_development"
+
+
+def test_each_execution_reads_only_its_own_runs(monkeypatch, tmp_path):
+    """Two executions against one store: run names restart at #1, searches and comparisons see only the
+    current execution's runs, and every run is a child of its execution's parent run."""
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(tracking, "_EXECUTIONS", {})
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    from casebook import report
+
+    report.save_fig(fig, "00_scope", "curve")
+    plt.close(fig)
+    seen = []
+    for execution in (1, 2):
+        parent = tracking.start_execution("scope-exp", "00_scope")
+        for _ in range(2):
+            with tracking.run("scope-exp", tracking.next_run_name("scope-exp", "m"), tags={"stage": "candidate"}):
+                tracking.log_metrics({"score": execution})
+        runs = tracking.search("scope-exp")
+        seen.append(sorted(runs["tags.mlflow.runName"]))
+        assert set(runs["tags.mlflow.parentRunId"]) == {parent}
+        assert set(runs["metrics.score"]) == {execution}
+        table = tracking.compare("scope-exp", ["score"], filter_string="tags.stage = 'candidate'")
+        assert len(table) == 2
+        assert tracking.log_figures("scope-exp", "00_scope") == 1
+    assert seen == [["m#1", "m#2"], ["m#1", "m#2"]]
+    import mlflow
+
+    everything = mlflow.search_runs(experiment_names=["scope-exp"])
+    assert len(everything) == 6  # 2 parents + 4 children: nothing was lost, only scoped
+    client = mlflow.MlflowClient()
+    assert [a.path for a in client.list_artifacts(parent, "figures")] == ["figures/curve.png"]
+
+
+def test_figures_need_an_open_execution(monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(tracking, "_EXECUTIONS", {})
+    with pytest.raises(RuntimeError, match="start_execution"):
+        tracking.log_figures("scope-exp", "00_scope")

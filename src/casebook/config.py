@@ -47,6 +47,15 @@ def is_smoke() -> bool:
     return _flag("CASEBOOK_SMOKE")
 
 
+def progress(iterable=None, **kwargs):
+    """A progress bar for long loops: a live widget in Jupyter, a text bar on a terminal (``tqdm.auto``), and
+    nothing at all when executed headless (``CASEBOOK_HEADLESS=1``, set by ``casebook.notebooks``), so committed
+    outputs never hold bar text."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=_flag("CASEBOOK_HEADLESS"), **kwargs)
+
+
 def is_offline() -> bool:
     """True when downloads must not be attempted (``CASEBOOK_OFFLINE=1``)."""
     return _flag("CASEBOOK_OFFLINE")
@@ -78,10 +87,21 @@ def display_path(path: str | Path) -> str:
     """A path as a notebook should print it: relative to the repository, or under ``$CASEBOOK_DATA``, never
     the machine's absolute path when it can be helped."""
     path = Path(path).resolve()
-    for root, label in ((REPO_ROOT, ""), (data_root(), "$CASEBOOK_DATA/")):
+    data_label = "$CASEBOOK_DATA" if os.environ.get("CASEBOOK_DATA") else "data"
+    for root, label in ((data_root(), data_label), (REPO_ROOT, ".")):
         if path.is_relative_to(root):
-            return f"{label}{path.relative_to(root)}"
-    return str(path)
+            rest = path.relative_to(root)
+            return label if rest == Path(".") else (str(rest) if label == "." else f"{label}/{rest}")
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
+def describe_tracking_store() -> str:
+    """Where MLflow runs go, as a notebook prints it: the server's URI, or the local store relative to the
+    repository (``mlflow.db``)."""
+    if mlflow_is_remote():
+        return mlflow_tracking_uri()
+    return f"local sqlite store {display_path(mlflow_dir() / 'mlflow.db')}"
 
 
 def mlflow_dir() -> Path:

@@ -78,11 +78,8 @@ def positive_scores(estimator, X) -> np.ndarray:
 
 
 def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, **kw)
+    """A bar when asked for: a widget in Jupyter, text on a terminal, nothing when executed headless."""
+    return config.progress(iterable, **kw) if enabled else iterable
 
 
 def model_device(model):
@@ -372,6 +369,23 @@ def make_fashion_cnn(augment: bool = False, dropout: float = 0.2, seed: int = co
 # --------------------------------------------------------------------------------------- redshift reliability
 
 
+def summary_text(model) -> str:
+    """A Keras model's summary as plain text (layer, type, output shape, parameters; totals), built without
+    ``model.summary``, whose rich console draws empty boxes in Jupyter even when its output is captured."""
+    lines = [f'Model: "{model.name}"', f"{'layer (type)':40s} {'output shape':24s} {'params':>10s}"]
+    for layer in model.layers:
+        try:
+            shape = str(tuple(layer.output.shape))
+        except (AttributeError, ValueError):
+            shape = "?"
+        lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':40s} {shape:24s} {layer.count_params():>10,}")
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    total = sum(int(np.prod(w.shape)) for w in model.weights)
+    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}"]
+    return "\n".join(lines)
+
+
 def _conv_block(x, filters: int, kernel: int, pool: int, n_convs: int = 1):
     from keras import layers
 
@@ -450,13 +464,26 @@ def make_CNN8(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = D
     return _compile(keras.Model(inp, _head(x, n_classes), name="CNN8"), lr)
 
 
+def trunk_pools(steps: int, target: int = 35) -> tuple[int, int, int]:
+    """Pooling factors of the recurrent models' three conv blocks: they shorten ``steps`` (after any input
+    downsampling) to about ``target`` time steps, so the GRU/LSTM layers stay cheap on a CPU (17,908 / 4 →
+    4×4×4 → 70 steps; a 560-step pooled input → 4×4×1 → 35 steps)."""
+    total = max(1, round(steps / target))
+    pools = []
+    for _ in range(3):
+        p = 4 if total >= 4 else (2 if total >= 2 else 1)
+        pools.append(p)
+        total //= p
+    return tuple(pools)
+
+
 def _recurrent(input_shape, n_classes: int, cell: str, lr: float, downsample: int, dropout: float = 0.0):
     import keras
     from keras import layers
 
-    inp, x = _pdf_input(_length(input_shape), downsample)
-    # the trunk shortens 17,908 steps to ~70 (total pooling 256) so the recurrent layers train on a CPU
-    pools = (4, 4, 4) if downsample == 4 else (8, 8, 4)
+    length = _length(input_shape)
+    inp, x = _pdf_input(length, downsample)
+    pools = trunk_pools(length // max(downsample, 1))
     x = _conv_block(x, 32, 9, pools[0])
     x = _conv_block(x, 64, 6, pools[1])
     x = _conv_block(x, 64, 3, pools[2])
@@ -478,14 +505,16 @@ def make_CNNLSTM(input, output: int, lr: float = 1e-3, downsample: int = DOWNSAM
     return _recurrent(input, output, "lstm", lr, downsample)
 
 
-def make_CNN_2inputs(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
-    """PDF branch (the CNN trunk) + the estimated redshift as a second input (``z``, scaled in the model by a
-    Normalization layer to adapt on training data) → Dense 64 → 32 → softmax."""
+def make_CNN_2inputs(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE,
+                     n_extra: int = 1):
+    """PDF branch (the CNN trunk) + a second input ``z`` of ``n_extra`` numbers per object — the estimated
+    redshift (1), or the baseline's PDF summaries (6) so that the network sees what the baseline sees — scaled in
+    the model by a Normalization layer adapted on training rows → Dense 64 → 32 → softmax."""
     import keras
     from keras import layers
 
     pdf, x = _pdf_input(_length(input_shape), downsample)
-    z = keras.Input((1,), name="z")
+    z = keras.Input((n_extra,), name="z")
     x = _conv_block(x, 32, 9, 4)
     x = _conv_block(x, 64, 6, 4)
     x = _conv_block(x, 128, 3, 4)
@@ -495,13 +524,7 @@ def make_CNN_2inputs(input_shape, n_classes: int, lr: float = 1e-3, downsample: 
     return _compile(keras.Model([pdf, z], _head(x, n_classes), name="CNN_2inputs"), lr)
 
 
-def _cnngru_as_trained(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = DOWNSAMPLE):
-    """CNN-GRU as notebook 07's committed run trained it (no GRU dropout); the seed's ``make_CNNGRU`` defaults
-    to ``dropout=.2``. The registry switches to that default with notebook 07's next full run."""
-    return make_CNNGRU(input_shape, n_classes, 0.0, lr, downsample)
-
-
-REDSHIFT_MODELS = {"CNN": make_CNN, "CNN8": make_CNN8, "CNNGRU": _cnngru_as_trained, "CNNLSTM": make_CNNLSTM,
+REDSHIFT_MODELS = {"CNN": make_CNN, "CNN8": make_CNN8, "CNNGRU": make_CNNGRU, "CNNLSTM": make_CNNLSTM,
                    "CNN_2inputs": make_CNN_2inputs}
 
 

@@ -3,13 +3,15 @@
 ``python -m casebook.notebooks [--smoke] [--out DIR] [--timeout S] [NOTEBOOK ...]``
 ``python -m casebook.notebooks --sync-setup``: badges and Colab/Kaggle set-up cells from the repository URL
 
-Outputs are kept; execution counts, kernel metadata and per-cell execution timestamps are stripped so
-that a re-run only changes what really changed.
+Outputs and execution counts (1..N from a top-to-bottom run: deterministic, so they stay) are kept; kernel
+metadata and per-cell execution timestamps are stripped so that a re-run only changes what really changed.
+Executed headless (``CASEBOOK_HEADLESS=1``), progress bars draw nothing: a committed output holds no bar.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,16 +22,77 @@ KERNEL_SPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langu
 
 
 def strip_noise(nb) -> None:
-    """Remove execution counts, execution timestamps and kernel/language-version metadata (in place)."""
+    """Remove execution timestamps and kernel/language-version metadata (in place); execution counts stay."""
     nb.metadata = {"kernelspec": dict(KERNEL_SPEC), "language_info": {"name": "python"}}
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            cell.execution_count = None
             for out in cell.get("outputs", []):
-                if "execution_count" in out:
-                    out["execution_count"] = None
                 out.get("metadata", {}).pop("execution", None)
+
+
+MAX_LINE = 100  # GitHub shows longer notebook code lines with a scroll bar
+# stderr a committed output may hold: the CLI's one-line answers to bad input, shown on purpose in notebook 03
+STDERR_ALLOWED = (re.compile(r"^(train-classifier|predict-classification|train-redshift): .+$"),)
+PROGRESS_TEXT = re.compile(r"Epoch \d+/\d+|\d+%\|.*\||\d+/\d+ \[\d\d:\d\d|it/s\]|s/it\]")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:work|home|root|tmp|Users|content|kaggle|usr|opt|var|mnt)/")
+
+
+def _text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    data = output.get("data", {})
+    return "\n".join(str(data.get(k, "")) for k in ("text/plain", "text/html", "text/markdown") if k in data)
+
+
+def _statement_lines(source: str) -> list[int]:
+    """Line numbers holding more than one statement (``a; b``)."""
+    import ast
+    from collections import Counter
+
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    tree = ast.parse(code)
+    starts = Counter(node.lineno for node in ast.walk(tree) if isinstance(node, ast.stmt))
+    return sorted(line for line, n in starts.items() if n > 1 and not _is_compound_header(code, line))
+
+
+def _is_compound_header(code: str, line: int) -> bool:
+    """``for x in y: z`` counts as two statements on one line too; only ``;`` chains are reported."""
+    return ";" not in code.splitlines()[line - 1].split("#")[0]
+
+
+def audit(nb, executed: bool = True, paths: bool = True) -> list[str]:
+    """What a reader would object to in a notebook (a list of problems; empty is clean): code lines over
+    :data:`MAX_LINE` characters, ``a; b`` chains, and, for an executed notebook, execution counts other than
+    1..N, absolute machine paths, stderr beyond :data:`STDERR_ALLOWED`, progress-bar or per-epoch log text, and
+    error outputs. ``paths=False`` skips the path check (test runs write into temp folders on purpose)."""
+    problems = []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for k, cell in enumerate(code, 1):
+        where = f"code cell {k}"
+        for n, line in enumerate(cell.source.splitlines(), 1):
+            if len(line) > MAX_LINE:
+                problems.append(f"{where} line {n}: {len(line)} characters")
+        problems += [f"{where} line {n}: several statements on one line" for n in _statement_lines(cell.source)]
+        if not executed:
+            continue
+        if cell.get("execution_count") != k:
+            problems.append(f"{where}: execution count {cell.get('execution_count')}, expected {k}")
+        for out in cell.get("outputs", []):
+            text = _text(out)
+            if out.get("output_type") == "error":
+                problems.append(f"{where}: error output {out.get('ename')}")
+            found = ABSOLUTE_PATH.search(text)
+            if paths and (found or str(config.REPO_ROOT) in text):
+                at = found.start() if found else text.index(str(config.REPO_ROOT))
+                problems.append(f"{where}: absolute path in output: {text[at:at + 60]!r}")
+            if PROGRESS_TEXT.search(text):
+                problems.append(f"{where}: progress or epoch-log text: {PROGRESS_TEXT.search(text).group(0)!r}")
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                bad = [line for line in text.splitlines()
+                       if line.strip() and not any(p.match(line) for p in STDERR_ALLOWED)]
+                problems += [f"{where}: stderr {line[:120]!r}" for line in bad]
+    return problems
 
 
 SETUP_MARKER = "# Set-up on Colab or Kaggle"
@@ -137,6 +200,7 @@ def execute(path: Path, out: Path | None = None, smoke: bool = False, timeout: i
     nb = nbformat.read(path, as_version=4)
     env_backup = dict(os.environ)
     os.environ["CASEBOOK_SMOKE"] = "1" if smoke else "0"
+    os.environ["CASEBOOK_HEADLESS"] = "1"  # no progress bars in committed outputs
     os.environ.update(extra_env or {})
     out = Path(out or path)
     t0 = time.perf_counter()
@@ -186,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         secs = execute(p, dest, smoke=args.smoke, timeout=args.timeout)
         total += secs
         print(f"  {p.name}: {secs:.0f} s wall", flush=True)
+        import nbformat
+
+        for problem in audit(nbformat.read(dest, as_version=4)):
+            print(f"  ! {problem}", flush=True)
     print(f"all {len(paths)} notebooks: {total:.0f} s wall")
     return 0
 

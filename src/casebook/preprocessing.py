@@ -162,6 +162,11 @@ def images_to_tensor(x, mean: float = MNIST_MEAN, std: float = MNIST_STD):
     return (torch.from_numpy(np.ascontiguousarray(x)).float().div_(255).sub_(mean).div_(std)).unsqueeze(1)
 
 
+def scale_images(x) -> np.ndarray:
+    """uint8 images (N, H, W) → float32 in [0, 1] with a trailing channel axis (N, H, W, 1), as Keras expects."""
+    return (np.asarray(x).astype("float32") / 255.0)[..., None]
+
+
 def holdout_split(n: int, n_val: int, y=None, seed: int = config.DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Index arrays (train, validation) carving a stratified validation set of ``n_val`` rows out of training
     data (the test set is never used for monitoring)."""

@@ -36,6 +36,25 @@ def _plt():
     return plt
 
 
+def show_fig(fig, notebook: str, name: str) -> None:
+    """What a notebook does with a finished figure: tight layout, save as ``assets/<notebook>/<name>.png``,
+    show it inline. Returns nothing, so that a cell ending with it prints no path."""
+    fig.tight_layout()
+    save_fig(fig, notebook, name)
+    _plt().show()
+
+
+def integer_epoch_ticks(ax, n_epochs: int) -> None:
+    """Epoch axes show whole epochs only (1, 2, 3 …, never 1.5), from 1 to ``n_epochs``."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0.5, n_epochs + 0.5)
+    if n_epochs <= 12:
+        ax.set_xticks(range(1, n_epochs + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+
+
 def plot_confusion_matrix(y_true, y_pred, labels: list[str] | None = None, ax=None, title: str = "",
                           normalize: bool = True):
     """Confusion matrix with row-normalised colours; each cell shows the row percentage and the count."""
@@ -80,6 +99,7 @@ def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"
         ax.set_xlabel("epoch")
         ax.set_ylabel(m)
         ax.set_title(f"{title} {m}".strip())
+        integer_epoch_ticks(ax, int(df.index.max()) if len(df) else 1)
         ax.legend()
     return axes
 
@@ -87,20 +107,11 @@ def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"
 def plot_runs_curves(runs, title: str = ""):
     """The pneumonia seed's ``*_graphs`` figure: one column per run, loss (top) and accuracy (bottom) per epoch,
     train vs validation, integer epoch ticks. ``runs``: dicts with ``name``, ``history`` and ``params``."""
-    from matplotlib.ticker import MaxNLocator
-
     plt = _plt()
     fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 6.6), squeeze=False)
     for k, r in enumerate(runs):
         label = f"{r['name']} {r['params']['strategy']}"
         plot_learning_curves(r["history"], metrics=("loss", "accuracy"), axes=axes[:, k], title=label)
-        n_epochs = len(history_to_frame(r["history"]))
-        for ax in axes[:, k]:
-            ax.set_xlim(0.5, n_epochs + 0.5)
-            if n_epochs <= 10:
-                ax.set_xticks(range(1, n_epochs + 1))
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -115,6 +126,71 @@ def plot_runs_confusion(runs, labels: list[str], title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_projection(xy, labels, ax=None, title: str = "", xlabel: str = "PC 1", ylabel: str = "PC 2"):
+    """A 2-D projection coloured by class, with labelled axes and a class legend."""
+    plt = _plt()
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    labels = np.asarray(labels)
+    for k, c in enumerate(np.unique(labels)):
+        mine = labels == c
+        ax.scatter(xy[mine, 0], xy[mine, 1], s=4, alpha=0.6, color=plt.cm.tab10(k % 10), label=f"class {c}")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=7, markerscale=3, loc="best")
+    return ax
+
+
+def plot_heatmap(grid: pd.DataFrame, ax=None, title: str = "", vmin: float | None = None,
+                 vmax: float | None = None, fmt: str = ".2f", cmap: str = "viridis"):
+    """A table of numbers as a heatmap with the values written in the cells; axis labels from the index and
+    column names. Returns the image (for a colour bar)."""
+    plt = _plt()
+    ax = ax or plt.subplots()[1]
+    image = ax.imshow(grid.to_numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    mid = (np.nanmin(grid.to_numpy()) + np.nanmax(grid.to_numpy())) / 2 if vmin is None else (vmin + vmax) / 2
+    for (i, j), v in np.ndenumerate(grid.to_numpy()):
+        ax.text(j, i, f"{v:{fmt}}", ha="center", va="center", color="white" if v < mid else "black")
+    ax.set(xticks=range(grid.shape[1]), xticklabels=list(grid.columns), yticks=range(grid.shape[0]),
+           yticklabels=list(grid.index), xlabel=grid.columns.name or "", ylabel=grid.index.name or "",
+           title=title)
+    return image
+
+
+def format_ci(metric: Mapping, digits: int = 4) -> str:
+    """``{"value": v, "ci95": [lo, hi]}`` → ``"v [lo, hi]"``."""
+    lo, hi = metric["ci95"]
+    return f"{metric['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def ci_table(results: Mapping[str, Mapping[str, dict]], prefix: str = "", digits: int = 3) -> pd.DataFrame:
+    """Metrics as ``value [lo, hi]`` strings, one row per model, for the metrics whose names start with
+    ``prefix``."""
+    return pd.DataFrame({name: {k: format_ci(v, digits) for k, v in r.items() if k.startswith(prefix)}
+                         for name, r in results.items()}).T
+
+
+def torchviz_graph(model, example, path: Path) -> tuple[Path | None, str]:
+    """Render ``model``'s autograd graph for ``example`` with torchviz to ``<path>.png``. Returns the PNG (None
+    if it could not be drawn) and one line saying what happened (saved where, or what is missing)."""
+    import shutil
+
+    try:
+        from torchviz import make_dot
+    except ImportError:
+        return None, "torchviz is not installed: skipping the model graph"
+    if not shutil.which("dot"):
+        return None, "Graphviz `dot` is not installed (apt-get install graphviz): the graph is not rendered"
+    graph = make_dot(model(example), params=dict(model.named_parameters()), show_attrs=False)
+    png = Path(graph.render(str(path), format="png", cleanup=True))
+    return png, f"model graph → {config.display_path(png)}"
+
+
+def prediction_title(true_label: str, predicted: int, p_positive: float, names=("NORMAL", "PNEUMONIA"),
+                     positive: str = "pneumonia") -> str:
+    """An image title saying the truth, the prediction and the score it came from:
+    ``NORMAL → PNEUMONIA`` over ``p(pneumonia)=0.73``."""
+    return f"{true_label} → {names[int(predicted)]}\np({positive})={float(p_positive):.2f}"
 
 
 def plot_regression_diagnostics(y_true, y_pred, axes=None, title: str = "", cap: float | None = None):
@@ -405,8 +481,17 @@ def per_class_metrics(names=("normal", "pneumonia")) -> dict:
 RESULT_KEYS = ("case", "dataset", "protocol", "runtime_s", "models", "best")
 
 
+def chosen_by(selection: Mapping) -> str:
+    """The model a ``selection`` record picks: the best of its ``scores`` (highest, or lowest when
+    ``higher_is_better`` is false)."""
+    scores = selection["scores"]
+    pick = max if selection.get("higher_is_better", True) else min
+    return pick(scores, key=scores.get)
+
+
 def validate_results(d: Mapping) -> None:
-    """Raise ValueError unless ``d`` follows the results schema."""
+    """Raise ValueError unless ``d`` follows the results schema; when it records how the model was selected
+    (``selection``), ``best`` must be the model that selection picks."""
     missing = [k for k in RESULT_KEYS if k not in d]
     if missing:
         raise ValueError(f"results missing keys {missing}")
@@ -416,6 +501,9 @@ def validate_results(d: Mapping) -> None:
         for metric, v in ms.items():
             if not (isinstance(v, Mapping) and "value" in v and len(v.get("ci95", ())) == 2):
                 raise ValueError(f"{model}.{metric}: expected {{'value': float, 'ci95': [lo, hi]}}")
+    if "selection" in d and chosen_by(d["selection"]) != d["best"]:
+        raise ValueError(f"best is {d['best']!r} but the selection ({d['selection']['metric']}) picks "
+                         f"{chosen_by(d['selection'])!r}")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -423,13 +511,29 @@ def _atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_results(case: str, dataset: str, protocol: str, runtime_s: float, models: Mapping, best: str,
-                  extra: Mapping | None = None) -> Path:
-    """Write ``assets/results/<case>.json`` (schema: see DEVELOPERS.md / README). Smoke runs write nothing
-    into the committed assets unless ``CASEBOOK_ASSETS`` points elsewhere (tests use a temp folder)."""
-    d = {"case": case, "dataset": dataset, "protocol": protocol, "runtime_s": round(float(runtime_s), 1),
-         "models": {m: dict(v) for m, v in models.items()}, "best": best,
+def selection_record(metric: str, scores: Mapping[str, float], higher_is_better: bool = True) -> dict:
+    """How the published model was chosen: ``metric`` (e.g. "validation accuracy") and every candidate's score,
+    baselines included."""
+    return {"metric": metric, "scores": {k: round(float(v), 6) for k, v in scores.items()},
+            "higher_is_better": higher_is_better}
+
+
+def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str, float], models: Mapping,
+                  best: str, extra: Mapping | None = None, selection: Mapping | None = None,
+                  best_kind: str = "") -> Path:
+    """Write ``assets/results/<case>.json`` (schema: see README). ``runtimes``: wall seconds per notebook
+    that contributed (``runtime_s`` is their sum); ``selection`` (:func:`selection_record`) says how ``best`` was
+    chosen and is checked against it; ``best_kind`` says what kind of model won (e.g. "baseline"). Smoke runs
+    write nothing into the committed assets unless ``CASEBOOK_ASSETS`` points elsewhere (tests use a temp
+    folder)."""
+    runtimes = {k: round(float(v), 1) for k, v in runtimes.items()}
+    d = {"case": case, "dataset": dataset, "protocol": protocol, "runtime_s": round(sum(runtimes.values()), 1),
+         "runtimes": runtimes, "models": {m: dict(v) for m, v in models.items()}, "best": best,
          "mode": "smoke" if config.is_smoke() else "full"}
+    if best_kind:
+        d["best_kind"] = best_kind
+    if selection is not None:
+        d["selection"] = dict(selection)
     if extra:
         d["extra"] = dict(extra)
     validate_results(d)
@@ -446,14 +550,24 @@ def read_results(case: str) -> dict | None:
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
-HEADLINE = ("accuracy", "roc_auc", "rmse", "macro_f1", "recall_pneumonia")
+HEADLINE = ("accuracy", "roc_auc", "rmse", "macro_f1", "recall_pneumonia", "recall_normal")
+# What the source projects claimed (on leaky protocols; see each notebook's comparison), beside our numbers.
+SEED_CLAIMS = {"gamma-telescope": "Random Forest accuracy 0.897", "synthetic": "SVM accuracy 0.99",
+               "fashion-mnist": "CNN accuracy 0.89", "pneumonia": "MobileNetV2 accuracy 0.888"}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
 
 
 def results_markdown(results_dir: Path | None = None) -> str:
-    """The README results table: one row per case study (best model, its headline metrics, protocol)."""
+    """The README results table: one row per case study: the model chosen on validation (baselines included)
+    and its kind, its test metrics with 95 % CIs, the source project's claim, each notebook's wall time, and
+    the protocol."""
     results_dir = results_dir or config.results_dir()
-    lines = ["| case | dataset | best model | headline metrics (95% CI) | runtime | protocol |",
-             "|---|---|---|---|---:|---|"]
+    lines = ["| case | chosen on validation | test metrics (95% CI) | source project claimed | wall time | "
+             "dataset and protocol |",
+             "|---|---|---|---|---|---|"]
     for path in sorted(results_dir.glob("*.json")):
         d = json.loads(path.read_text())
         validate_results(d)
@@ -462,8 +576,13 @@ def results_markdown(results_dir: Path | None = None) -> str:
         cells = "; ".join(f"{m} {best[m]['value']:.3f} [{best[m]['ci95'][0]:.3f}, {best[m]['ci95'][1]:.3f}]"
                           for m in heads)
         mode = "" if d.get("mode", "full") == "full" else " (smoke)"
-        lines.append(f"| {d['case']}{mode} | {d['dataset']} | {d['best']} | {cells} | {d['runtime_s']:.0f} s | "
-                     f"{d['protocol']} |")
+        chosen = d["best"] + (f" ({d['best_kind']})" if d.get("best_kind") else "")
+        if "selection" in d:
+            chosen += f", by {d['selection']['metric']}"
+        runtimes = d.get("runtimes") or {"": d["runtime_s"]}
+        wall = "<br>".join(f"{name[:2]} {_minutes(s)}".strip() for name, s in runtimes.items())
+        lines.append(f"| {d['case']}{mode} | {chosen} | {cells} | {SEED_CLAIMS.get(d['case'], '—')} | {wall} | "
+                     f"{d['dataset']}: {d['protocol']} |")
     return "\n".join(lines)
 
 
@@ -525,11 +644,13 @@ def record_figure(record: Mapping, title: str = ""):
     pad = lambda lo, hi: (lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
     ax.set_ylim(*pad(losses.min(), losses.max()))
     ax2.set_ylim(*pad(accs.min(), accs.max()))
-    ax.set(xlabel="epoch", ylabel="loss", title="(c) learning curves")
-    ax2.set_ylabel("accuracy")
+    ax.set(xlabel="epoch", ylabel="loss (red)", title="(c) learning curves")
+    ax2.set_ylabel("accuracy (blue)")
+    integer_epoch_ticks(ax, len(epochs))
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="center right")
+    # below the axes, never over the curves
+    ax.legend(h1 + h2, l1 + l2, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
     ax = axes[1, 1]
     ax.axis("off")
     rep = record["report"]
@@ -537,7 +658,9 @@ def record_figure(record: Mapping, title: str = ""):
              f"{int(rep[n]['support'])}"] for n in names]
     rows.append(["accuracy", "", "", f"{rep['accuracy']:.3f}", f"{int(rep['macro avg']['support'])}"])
     table = ax.table(cellText=rows, colLabels=["class", "precision", "recall", "F1", "support"], loc="center")
-    table.scale(1, 1.6)
+    table.auto_set_font_size(False)
+    table.set_fontsize(12)
+    table.scale(1, 2.2)
     ax.set_title("(d) test set, per class")
     fig.suptitle(title)
     fig.tight_layout()

@@ -9,6 +9,7 @@ MLflow is imported lazily (it costs seconds), so importing this module is cheap.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -151,19 +152,79 @@ def flatten(d: Mapping, prefix: str = "") -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------------------ executions
+# One notebook execution (or tool invocation) = one parent run; the runs it creates are its children, tagged with
+# its id, so comparisons, run names and champions only ever see the current execution, whatever the store holds.
+EXECUTION_TAG = "casebook.execution"
+_EXECUTIONS: dict[str, dict] = {}  # experiment → {"run_id", "name"}
+
+
+def start_execution(experiment: str, name: str) -> str:
+    """Open a new execution of ``experiment``: a parent run called ``name`` (e.g. the notebook), tagged with
+    its own id and the mode. Every :func:`run` of that experiment in this process becomes its child; :func:`search`,
+    :func:`compare` and :func:`next_run_name` then read only this execution's runs. Returns the execution id."""
+    mlflow = setup(experiment)
+    client = mlflow.MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    with _server_errors(f"create a run in experiment {experiment!r}"):
+        parent = client.create_run(experiment_id, run_name=name, tags={"mode": _mode(), "kind": "execution"})
+        client.set_tag(parent.info.run_id, EXECUTION_TAG, parent.info.run_id)
+        client.set_terminated(parent.info.run_id)
+    _EXECUTIONS[experiment] = {"run_id": parent.info.run_id, "name": name}
+    return parent.info.run_id
+
+
+def execution_id(experiment: str) -> str | None:
+    """The id of the current execution of ``experiment`` in this process (None before :func:`start_execution`)."""
+    found = _EXECUTIONS.get(experiment)
+    return found["run_id"] if found else None
+
+
+def _mode() -> str:
+    return "smoke" if config.is_smoke() else "full"
+
+
+def _scoped(experiment: str, filter_string: str) -> str:
+    """``filter_string`` restricted to the children of the current execution, if one is open."""
+    eid = execution_id(experiment)
+    if eid is None:
+        return filter_string
+    own = f"tags.`{EXECUTION_TAG}` = '{eid}' and tags.kind != 'execution'"
+    return f"{own} and {filter_string}" if filter_string else own
+
+
 @contextlib.contextmanager
 def run(experiment: str, run_name: str | None = None, params: Mapping | None = None,
         tags: Mapping | None = None):
-    """``with tracking.run("synthetic", "rf", params={...}) as r:`` — a run with flattened params and tags."""
+    """``with tracking.run("synthetic", "rf", params={...}) as r:`` — a run with flattened params and tags; a
+    child of the current execution when :func:`start_execution` opened one."""
     mlflow = setup(experiment)
     tags = dict(tags or {})
-    tags.setdefault("mode", "smoke" if config.is_smoke() else "full")
+    tags.setdefault("mode", _mode())
+    tags.setdefault("kind", "run")
+    eid = execution_id(experiment)
+    if eid is not None:
+        tags.update({EXECUTION_TAG: eid, "mlflow.parentRunId": eid})
     with _server_errors(f"create a run in experiment {experiment!r}"):
         active = mlflow.start_run(run_name=run_name, tags=tags)
     with active, _server_errors(f"log to experiment {experiment!r}"):
         if params:
             mlflow.log_params(flatten(params))
         yield active
+
+
+def log_figures(experiment: str, notebook: str) -> int:
+    """Log every figure the notebook saved (``assets/<notebook>/*.png``) to the current execution's parent run
+    (under ``figures/``). Returns how many were logged."""
+    eid = execution_id(experiment)
+    if eid is None:
+        raise RuntimeError(f"no execution of {experiment!r} is open: call tracking.start_execution first")
+    mlflow = setup(experiment)
+    figures = sorted((config.assets_root() / notebook).glob("*.png"))
+    with _server_errors(f"log figures to experiment {experiment!r}"):
+        for path in figures:
+            mlflow.MlflowClient().log_artifact(eid, str(path), "figures")
+    return len(figures)
 
 
 def log_metrics(metrics: Mapping, prefix: str = "", step: int | None = None) -> None:
@@ -231,9 +292,10 @@ def _predict_for_signature(model, flavor: str, x):
 
 
 def search(experiment: str, filter_string: str = "", order_by: Iterable[str] | None = None) -> pd.DataFrame:
-    """``mlflow.search_runs`` on one experiment (this project's store), newest first by default."""
+    """``mlflow.search_runs`` on one experiment (this project's store), newest first by default; only the current
+    execution's runs once :func:`start_execution` opened one."""
     mlflow = setup(experiment)
-    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string,
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=_scoped(experiment, filter_string),
                               order_by=list(order_by) if order_by else ["attributes.start_time DESC"])
 
 
@@ -253,7 +315,8 @@ def compare(experiment: str, metrics: Iterable[str], params: Iterable[str] = (),
 
 
 def next_run_name(experiment: str, stem: str) -> str:
-    """Automatic run names like ``mobilenet#3`` (one more than the runs already named ``stem#k``)."""
+    """Automatic run names like ``mobilenet#3``: one more than the runs already named ``stem#k`` (in the current
+    execution, if one is open, so every execution numbers its runs from 1)."""
     runs = search(experiment, filter_string=f"tags.mlflow.runName LIKE '{stem}#%'")
     return f"{stem}#{len(runs) + 1}"
 
@@ -284,7 +347,8 @@ def _register_alias(mlflow, client, run_id: str, model_name: str, alias: str, ar
                                                           output_format="list") or [])
               if m.name == artifact]
     source = logged[0].model_uri if logged else f"runs:/{run_id}/{artifact}"
-    version = mlflow.register_model(source, model_name)
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        version = mlflow.register_model(source, model_name)  # its "already exists / created version" notes
     client.set_registered_model_alias(model_name, alias, version.version)
     return int(version.version)
 
@@ -307,4 +371,6 @@ def load_by_alias(model_name: str, alias: str = "champion", flavor: str = "keras
                 if not files:
                     raise TrackingServerError(f"{uri} holds no .skops model")
                 return load_skops(files[0])
+        if flavor == "keras":  # for prediction: no optimizer state to restore (and no warning about it)
+            return importlib.import_module("mlflow.keras").load_model(uri, load_model_kwargs={"compile": False})
         return importlib.import_module(f"mlflow.{flavor}").load_model(uri)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 # the torch loop lives with the models (TorchMLPClassifier trains with it); re-exported here, where notebooks use it
-from .models import model_device, torch_evaluate, torch_fit, torch_predict_proba  # noqa: F401
+from .models import model_device, summary_text, torch_evaluate, torch_fit, torch_predict_proba  # noqa: F401
 
 
 def search_summary(search) -> pd.DataFrame:
@@ -168,9 +168,24 @@ def fit_keras_regressor(make_net, features, X, y, *, epochs: int, batch_size: in
     return KerasRegressor(features, net, history, float(np.sqrt(np.mean(residual ** 2))))
 
 
+def fit_baseline_regressor(estimator, X, y, validation_split: float = 0.2):
+    """A reference regressor on the same footing as :func:`fit_keras_regressor`'s networks: fitted on the first
+    ``1 - validation_split`` of the training rows and scored (RMSE) on the last ones, the rows Keras holds out, so
+    that baselines and networks are chosen among on one validation set. Returns ``(fitted, val_rmse)``."""
+    y = np.asarray(y, dtype="float64")
+    split_at = int(np.floor(len(y) * (1.0 - validation_split)))
+    rows = np.arange(len(y))
+    fit_rows, val_rows = rows[:split_at], rows[split_at:]
+    take = (lambda a, r: a.iloc[r]) if hasattr(X, "iloc") else (lambda a, r: a[r])
+    fitted = estimator.fit(take(X, fit_rows), y[fit_rows])
+    residual = fitted.predict(take(X, val_rows)) - y[val_rows]
+    return fitted, float(np.sqrt(np.mean(residual ** 2)))
+
+
 def keras_inputs(model, X, z=None):
-    """What ``model`` expects: the PDF array, or ``{"pdf": X, "z": z}`` for a two-input model."""
-    return {"pdf": X, "z": z.reshape(-1, 1)} if len(model.inputs) == 2 else X
+    """What ``model`` expects: the PDF array, or ``{"pdf": X, "z": z}`` for a two-input model (``z``: one or
+    several numbers per object)."""
+    return {"pdf": X, "z": np.asarray(z).reshape(len(X), -1)} if len(model.inputs) == 2 else X
 
 
 def history_to_frame(history) -> pd.DataFrame:
@@ -182,14 +197,25 @@ def history_to_frame(history) -> pd.DataFrame:
     return df
 
 
+def history_summary(history, seconds: float | None = None, monitor: str = "val_loss") -> dict:
+    """One line per training run instead of a per-epoch log: epochs run, the best epoch by ``monitor`` (the one
+    whose weights early stopping restores) and the validation accuracy and loss there, plus wall seconds."""
+    df = history_to_frame(history)
+    best = int(df[monitor].idxmin())
+    acc = "val_accuracy" if "val_accuracy" in df else "val_acc"
+    out = {"epochs run": len(df), "best epoch": best, "best val accuracy": round(float(df.loc[best, acc]), 4),
+           "best val loss": round(float(df.loc[best, monitor]), 4)}
+    if seconds is not None:
+        out["seconds"] = round(float(seconds))
+    return out
+
+
 def training_record(model, history: Mapping, y_train, pred_train, y_test, pred_test, class_names: list[str]) -> dict:
     """The seed's ``save_in_dict``, as JSON-able data (no pickle): confusion matrices (train, test), class
     names, per-epoch acc / loss / val_acc / val_loss / learning rate, classification report, model summary."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     h = {k: [float(v) for v in vals] for k, vals in history.items()}
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
     n = len(class_names)
     return {
         "class_names": list(class_names),
@@ -201,10 +227,44 @@ def training_record(model, history: Mapping, y_train, pred_train, y_test, pred_t
         "best_epoch": int(np.argmin(h["val_loss"])) + 1 if h.get("val_loss") else len(h.get("loss", [])),
         "report": classification_report(y_test, pred_test, labels=range(n), target_names=class_names,
                                             output_dict=True, zero_division=0),
-        "summary": "\n".join(lines),
+        "summary": summary_text(model),
         "y_test": [int(v) for v in y_test],
         "pred_test": [int(v) for v in pred_test],
     }
+
+
+def records_table(records: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per trained network (records of :func:`train_keras_classifier`): epochs run against the cap,
+    whether early stopping (not the cap) ended it, the best epoch, the cost per epoch, and the validation accuracy
+    of the restored (best-epoch) weights."""
+    rows = {name: {"epochs run": r["epochs_run"], "epoch cap": r["epoch_cap"], "stopped early": r["stopped_early"],
+                   "best epoch": r["best_epoch"], "s per epoch": r["seconds_per_epoch"],
+                   "s per epoch per 10k PDFs": round(r["seconds_per_epoch"] * 10_000 / r["n_train"], 1),
+                   "val accuracy at best epoch": round(r["val_acc_at_best"], 4)} for name, r in records.items()}
+    return pd.DataFrame(rows).T
+
+
+def adapt_pdf_scaler(model, X_train) -> None:
+    """Adapt a redshift model's ``pdf_scaler`` (one mean and variance) on a sample of training rows only."""
+    names = [layer.name for layer in model.layers]
+    if "pdf_scaler" not in names:
+        return
+    rows = np.random.default_rng(0).choice(len(X_train), min(500, len(X_train)), replace=False)
+    sample = X_train[np.sort(rows)]
+    if "downsample" in names:
+        sample = np.asarray(model.get_layer("downsample")(sample))
+    model.get_layer("pdf_scaler").adapt(sample)
+
+
+def epoch_seconds_per_10k(model, X, Y, batch_size: int = 64, n_rows: int = 2000) -> float:
+    """Wall seconds one training epoch would take on 10,000 PDFs: times one epoch over ``n_rows`` rows (after a
+    short untimed warm-up that compiles the graph) and scales. A benchmark printed in the notebook, not a test."""
+    adapt_pdf_scaler(model, X)
+    n = min(n_rows, len(X))
+    model.fit(X[: 2 * batch_size], Y[: 2 * batch_size], batch_size=batch_size, epochs=1, verbose=0)
+    t0 = time.perf_counter()
+    model.fit(X[:n], Y[:n], batch_size=batch_size, epochs=1, verbose=0)
+    return (time.perf_counter() - t0) * 10_000 / n
 
 
 def train_keras_classifier(model, ds, epochs: int = 20, batch_size: int = 64, output_dir=None, patience: int = 5,
@@ -219,13 +279,8 @@ def train_keras_classifier(model, ds, epochs: int = 20, batch_size: int = 64, ou
 
     two = len(model.inputs) == 2
     if two:
-        model.get_layer("z_scaler").adapt(ds.z_train.reshape(-1, 1))
-    names = [layer.name for layer in model.layers]
-    if "pdf_scaler" in names:  # input standardisation from (a sample of) the training rows only
-        sample = ds.X_train[np.random.default_rng(0).choice(len(ds.X_train), min(500, len(ds.X_train)), replace=False)]
-        if "downsample" in names:
-            sample = np.asarray(model.get_layer("downsample")(sample))
-        model.get_layer("pdf_scaler").adapt(sample)
+        model.get_layer("z_scaler").adapt(np.asarray(ds.z_train).reshape(len(ds.z_train), -1))
+    adapt_pdf_scaler(model, ds.X_train)
     callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5, verbose=0),
                  keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
     if output_dir is not None:
@@ -243,6 +298,10 @@ def train_keras_classifier(model, ds, epochs: int = 20, batch_size: int = 64, ou
                           ds.class_names)
     rec["train_seconds"] = round(seconds, 1)
     rec["seconds_per_epoch"] = round(seconds / len(hist.history["loss"]), 2)
+    rec["epochs_run"], rec["epoch_cap"], rec["n_train"] = len(hist.history["loss"]), int(epochs), len(ds.y_train)
+    rec["stopped_early"] = rec["epochs_run"] < rec["epoch_cap"]  # by early stopping, not by the cap
+    best = rec["best_epoch"] - 1
+    rec["val_acc_at_best"] = float(rec["val_acc"][best]) if rec["val_acc"] else None  # the restored weights
     rec["test_proba"] = pred_test.tolist()
     return rec
 

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import config
 from . import CLIError, Parser, atomic_write_csv, check_output_file, first_line, read_table, run
 
 PROG = "predict-classification"
@@ -111,7 +112,7 @@ def main_impl(argv=None) -> int:
         raise CLIError(f"cannot predict {data_path} with {args.model}: {first_line(e)}") from None
     out = pd.DataFrame({"prediction": pred})
     atomic_write_csv(out, out_path)
-    print(f"predicted {len(out)} rows with {bundle.get('model', 'model')} → {out_path}")
+    print(f"predicted {len(out)} rows with {bundle.get('model', 'model')} → {config.display_path(out_path)}")
     if y is not None:
         print(classification_report(y, pred, digits=4, zero_division=0))
         print(f"accuracy: {accuracy_score(y, pred):.4f}")

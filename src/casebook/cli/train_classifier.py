@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import config
 from . import (CLIError, Parser, add_track_option, check_trainable, check_tracking_server, check_writable_dir,
                first_line, fmt_mean_std, positive_finite, read_table, run, staged_output, tracked)
 
@@ -80,7 +81,8 @@ def main_impl(argv=None) -> int:
     params = {k: v for k, v in vars(args).items() if k not in ("data", "output_dir", "track")}
     with tracked(args.track, EXPERIMENT, f"cli-{args.model}", params) as active_run:  # a refusing server stops here
         fit_and_save(args, df, X, y, target, source, params, active_run, t0)
-    print(f"wrote {args.output_dir}/model.skops, validation.csv, metrics.json  ({time.perf_counter() - t0:.1f} s wall)")
+    print(f"wrote {config.display_path(args.output_dir)}/model.skops, validation.csv, metrics.json  "
+          f"({time.perf_counter() - t0:.1f} s wall)")
     return 0
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import config
 from . import (CLIError, Parser, add_track_option, check_trainable, check_tracking_server, check_writable_dir,
                positive_finite, run, staged_output, tracked)
 
@@ -102,7 +103,7 @@ def main_impl(argv=None) -> int:
             tracking._mlflow().log_artifacts(str(stage), artifact_path="output")
     print(f"test accuracy {rec['report']['accuracy']:.4f}; best epoch {rec['best_epoch']}; "
           f"{rec['seconds_per_epoch']:.1f} s/epoch")
-    print(f"wrote {args.output_dir}/best.keras, model.keras, record.json, report.png "
+    print(f"wrote {config.display_path(args.output_dir)}/best.keras, model.keras, record.json, report.png "
           f"({time.perf_counter() - t0:.0f} s wall)")
     return 0
 
