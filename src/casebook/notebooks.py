@@ -45,6 +45,16 @@ def _text(output) -> str:
     return "\n".join(str(data.get(k, "")) for k in ("text/plain", "text/html", "text/markdown") if k in data)
 
 
+def _is_empty_display(output) -> bool:
+    """A display output that shows nothing: no image, and text or HTML that is blank once tags are removed."""
+    if output.get("output_type") != "display_data":
+        return False
+    data = output.get("data", {})
+    if any(k.startswith("image/") or k.startswith("application/") for k in data):
+        return False
+    return not re.sub(r"<[^>]*>", "", "".join(str(v) for v in data.values())).strip()
+
+
 def _statement_lines(source: str) -> list[int]:
     """Line numbers holding more than one statement (``a; b``)."""
     import ast
@@ -82,6 +92,8 @@ def audit(nb, executed: bool = True, paths: bool = True) -> list[str]:
             text = _text(out)
             if out.get("output_type") == "error":
                 problems.append(f"{where}: error output {out.get('ename')}")
+            if _is_empty_display(out):
+                problems.append(f"{where}: an empty output box (e.g. a rich console captured by a library)")
             found = ABSOLUTE_PATH.search(text)
             if paths and (found or str(config.REPO_ROOT) in text):
                 at = found.start() if found else text.index(str(config.REPO_ROOT))

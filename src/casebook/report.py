@@ -514,7 +514,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def selection_record(metric: str, scores: Mapping[str, float], higher_is_better: bool = True) -> dict:
     """How the published model was chosen: ``metric`` (e.g. "validation accuracy") and every candidate's score,
     baselines included."""
-    return {"metric": metric, "scores": {k: round(float(v), 6) for k, v in scores.items()},
+    return {"metric": metric, "scores": {k: float(v) for k, v in scores.items()},
             "higher_is_better": higher_is_better}
 
 
@@ -576,7 +576,8 @@ def results_markdown(results_dir: Path | None = None) -> str:
         cells = "; ".join(f"{m} {best[m]['value']:.3f} [{best[m]['ci95'][0]:.3f}, {best[m]['ci95'][1]:.3f}]"
                           for m in heads)
         mode = "" if d.get("mode", "full") == "full" else " (smoke)"
-        chosen = d["best"] + (f" ({d['best_kind']})" if d.get("best_kind") else "")
+        kind = d.get("best_kind", "")
+        chosen = kind if kind.startswith(d["best"]) else d["best"] + (f" ({kind})" if kind else "")
         if "selection" in d:
             chosen += f", by {d['selection']['metric']}"
         runtimes = d.get("runtimes") or {"": d["runtime_s"]}
