@@ -164,33 +164,9 @@ def format_ci(metric: Mapping, digits: int = 4) -> str:
 
 
 def ci_table(results: Mapping[str, Mapping[str, dict]], prefix: str = "", digits: int = 3) -> pd.DataFrame:
-    """Metrics as ``value [lo, hi]`` strings, one row per model, for the metrics whose names start with
-    ``prefix``."""
-    return pd.DataFrame({name: {k: format_ci(v, digits) for k, v in r.items() if k.startswith(prefix)}
-                         for name, r in results.items()}).T
-
-
-def torchviz_graph(model, example, path: Path) -> tuple[Path | None, str]:
-    """Render ``model``'s autograd graph for ``example`` with torchviz to ``<path>.png``. Returns the PNG (None
-    if it could not be drawn) and one line saying what happened (saved where, or what is missing)."""
-    import shutil
-
-    try:
-        from torchviz import make_dot
-    except ImportError:
-        return None, "torchviz is not installed: skipping the model graph"
-    if not shutil.which("dot"):
-        return None, "Graphviz `dot` is not installed (apt-get install graphviz): the graph is not rendered"
-    graph = make_dot(model(example), params=dict(model.named_parameters()), show_attrs=False)
-    png = Path(graph.render(str(path), format="png", cleanup=True))
-    return png, f"model graph → {config.display_path(png)}"
-
-
-def prediction_title(true_label: str, predicted: int, p_positive: float, names=("NORMAL", "PNEUMONIA"),
-                     positive: str = "pneumonia") -> str:
-    """An image title saying the truth, the prediction and the score it came from:
-    ``NORMAL → PNEUMONIA`` over ``p(pneumonia)=0.73``."""
-    return f"{true_label} → {names[int(predicted)]}\np({positive})={float(p_positive):.2f}"
+    """:func:`metrics_table` restricted to the metrics whose names start with ``prefix``."""
+    table = metrics_table(results, digits)
+    return table[[c for c in table.columns if c.startswith(prefix)]]
 
 
 def plot_regression_diagnostics(y_true, y_pred, axes=None, title: str = "", cap: float | None = None):
@@ -400,10 +376,7 @@ def bootstrap_metrics(y_true, y_pred, y_score=None, metrics: Mapping[str, Callab
 
 def metrics_table(results: Mapping[str, Mapping[str, dict]], digits: int = 3) -> pd.DataFrame:
     """``{model: {metric: {"value", "ci95"}}}`` → a DataFrame of ``value [lo, hi]`` strings."""
-    rows = {}
-    for model, ms in results.items():
-        rows[model] = {m: f"{d['value']:.{digits}f} [{d['ci95'][0]:.{digits}f}, {d['ci95'][1]:.{digits}f}]"
-                       for m, d in ms.items()}
+    rows = {model: {m: format_ci(d, digits) for m, d in ms.items()} for model, ms in results.items()}
     return pd.DataFrame(rows).T
 
 
