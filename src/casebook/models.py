@@ -817,8 +817,7 @@ def build_model(params: dict, added_layers: list):
     for layer in backbone.layers:  # BatchNorm stays in inference mode: a frozen BN layer uses its moving statistics
         if isinstance(layer, layers.BatchNormalization):  # (training=False above alone is overridden in Keras 3)
             layer.trainable = False
-    compile_binary(head, p)
-    compile_binary(model, p)
+    compile_binary(model, p)  # the nested head stays uncompiled: a saved model then holds one optimizer only
     model.casebook_params = p
     return model
 

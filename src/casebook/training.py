@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 # the torch loop lives with the models (TorchMLPClassifier trains with it); re-exported here, where notebooks use it
-from .models import model_device, summary_text, torch_evaluate, torch_fit, torch_predict_proba  # noqa: F401
+from .models import compile_binary, model_device, summary_text, torch_evaluate, torch_fit, torch_predict_proba  # noqa: F401
 
 
 def search_summary(search) -> pd.DataFrame:
@@ -343,6 +343,10 @@ def train_xray(model, datasets: dict, cache: FeatureCache, epochs: int = 5, clas
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     if p["strategy"] == "feature_extraction":
         head = model.get_layer("head")
+        # a separate trainer over the head's own layers (same weights): the nested head itself is never compiled,
+        # so the saved model carries no second optimizer that a reload would try to restore
+        head = keras.Model(head.inputs, head.outputs, name="head_trainer")
+        compile_binary(head, p)
         f_tr, y_tr = cache.get(model, datasets["train"], "train")
         f_va, y_va = cache.get(model, datasets["val"], "val")
         hist = head.fit(f_tr, _targets(y_tr, two), validation_data=(f_va, _targets(y_va, two)), epochs=epochs,
