@@ -140,3 +140,8 @@ def test_regression_and_map_plots_draw_what_they_say():
     centres = np.array([[34.0, -118.0], [37.8, -122.4]])              # (latitude, longitude)
     ax = report.plot_map(rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50), rng.random(50), centres=centres)
     np.testing.assert_allclose(ax.collections[1].get_offsets(), centres[:, ::-1])   # drawn as (x=lon, y=lat)
+
+
+def test_prediction_titles_say_truth_prediction_and_score():
+    assert report.prediction_title("NORMAL", 1, 0.734) == "NORMAL → PNEUMONIA\np(pneumonia)=0.73"
+    assert report.prediction_title("PNEUMONIA", 0, 0.2).endswith("p(pneumonia)=0.20")

@@ -169,6 +169,29 @@ def ci_table(results: Mapping[str, Mapping[str, dict]], prefix: str = "", digits
     return table[[c for c in table.columns if c.startswith(prefix)]]
 
 
+def torchviz_graph(model, example, path: Path) -> tuple[Path | None, str]:
+    """Render ``model``'s autograd graph for ``example`` with torchviz to ``<path>.png``. Returns the PNG (None
+    if it could not be drawn) and one line saying what happened (saved where, or what is missing)."""
+    import shutil
+
+    try:
+        from torchviz import make_dot
+    except ImportError:
+        return None, "torchviz is not installed: skipping the model graph"
+    if not shutil.which("dot"):
+        return None, "Graphviz `dot` is not installed (apt-get install graphviz): the graph is not rendered"
+    graph = make_dot(model(example), params=dict(model.named_parameters()), show_attrs=False)
+    png = Path(graph.render(str(path), format="png", cleanup=True))
+    return png, f"model graph → {config.display_path(png)}"
+
+
+def prediction_title(true_label: str, predicted: int, p_positive: float, names=("NORMAL", "PNEUMONIA"),
+                     positive: str = "pneumonia") -> str:
+    """An image title saying the truth, the prediction and the score it came from:
+    ``NORMAL → PNEUMONIA`` over ``p(pneumonia)=0.73``."""
+    return f"{true_label} → {names[int(predicted)]}\np({positive})={float(p_positive):.2f}"
+
+
 def plot_regression_diagnostics(y_true, y_pred, axes=None, title: str = "", cap: float | None = None):
     """Predicted vs actual (with the identity line and, if given, the target's ``cap``) and residuals
     (predicted − actual) vs predicted. Returns the two axes."""
