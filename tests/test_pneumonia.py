@@ -112,3 +112,17 @@ def test_tracking_round_trip_log_search_alias_load(tmp_path):
     assert version == 1
     np.testing.assert_allclose(loaded.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
     assert training.predict_dataset(m, [(x[:4], np.zeros(4))])[0].shape == (4,)
+
+
+def test_image_statistics_measure_a_black_border(tmp_path):
+    from PIL import Image
+
+    img = np.zeros((100, 100), dtype=np.uint8)
+    img[8:92, 8:92] = 200
+    Image.fromarray(img).save(tmp_path / "framed.png")
+    Image.fromarray(np.full((100, 100), 50, dtype=np.uint8)).save(tmp_path / "flat.png")
+    stats = pp.image_statistics([tmp_path / "framed.png", tmp_path / "flat.png"])
+    framed, flat = stats.iloc[0], stats.iloc[1]
+    assert np.isclose(framed["dark_fraction"], 1 - 84 ** 2 / 100 ** 2) and framed["border_mean"] == 0
+    assert np.isclose(framed["mean"], 200 * 84 ** 2 / 100 ** 2)
+    assert flat["contrast"] == 0 and flat["dark_fraction"] == 0 and flat["border_mean"] == 50

@@ -145,3 +145,29 @@ def test_regression_and_map_plots_draw_what_they_say():
 def test_prediction_titles_say_truth_prediction_and_score():
     assert report.prediction_title("NORMAL", 1, 0.734) == "NORMAL → PNEUMONIA\np(pneumonia)=0.73"
     assert report.prediction_title("PNEUMONIA", 0, 0.2).endswith("p(pneumonia)=0.20")
+
+
+def test_shift_table_reports_prevalence_recalls_auc_and_calibration():
+    y = np.array([0, 0, 1, 1])
+    table = report.shift_table({"a": (y, np.array([0.1, 0.6, 0.4, 0.9])), "b": (y, y * 1.0)}, threshold=0.5)
+    a, b = table.loc["a"], table.loc["b"]
+    assert a["images"] == 4 and a["prevalence pneumonia"] == 0.5
+    assert a["recall normal"] == 0.5 and a["recall pneumonia"] == 0.5 and a["ROC-AUC"] == 0.75
+    assert np.isclose(a["mean score | normal"], 0.35) and np.isclose(a["mean score | pneumonia"], 0.65)
+    assert b["calibration error"] == 0.0 and a["calibration error"] > 0.2  # scores equal to outcomes: calibrated
+
+
+def test_shift_figure_and_group_histograms_are_labelled():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    axes = report.plot_score_shift({"val": (y, rng.random(200)), "test": (y, rng.random(200))}, 0.5)
+    assert [ax.get_xlabel() for ax in axes] == ["predicted P(pneumonia)"] * 2 + ["mean predicted P(pneumonia)"]
+    assert axes[0].get_title() == "true NORMAL images" and len(axes[2].get_lines()) == 3
+    frame = pd.DataFrame({"mean": rng.random(50), "class": ["A", "B"] * 25, "split": ["x"] * 50})
+    ax = report.plot_group_histograms(frame, "mean", ["class", "split"])
+    assert ax.get_xlabel() == "mean" and [t.get_text() for t in ax.get_legend().get_texts()] == \
+        ["A · x (25)", "B · x (25)"]
+    plt.close("all")

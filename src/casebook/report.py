@@ -249,6 +249,66 @@ def plot_roc_pr(y_true, scores: Mapping[str, np.ndarray], axes=None, pos_label: 
     return axes
 
 
+def plot_group_histograms(frame: pd.DataFrame, column: str, by: list[str], ax=None, bins: int = 30):
+    """Density histograms of ``frame[column]``, one outline per group of the ``by`` columns (e.g. class × split)."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    edges = np.histogram_bin_edges(frame[column].dropna(), bins=bins)
+    for key, part in frame.groupby(by):
+        label = " · ".join(map(str, key if isinstance(key, tuple) else (key,)))
+        ax.hist(part[column], bins=edges, density=True, histtype="step", lw=1.5, label=f"{label} ({len(part)})")
+    ax.set(xlabel=column.replace("_", " "), ylabel="density", title=f"{column.replace('_', ' ')} by {' × '.join(by)}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_score_shift(groups: Mapping[str, tuple], threshold: float, names=("NORMAL", "PNEUMONIA"), axes=None):
+    """Where two samples disagree: for each true class, the distribution of P(positive) in every group (e.g.
+    validation vs test), with the decision threshold; a last panel with their reliability (calibration) curves.
+    ``groups``: name → (labels, scores)."""
+    from sklearn.calibration import calibration_curve
+
+    plt = _plt()
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    bins = np.linspace(0, 1, 26)
+    for k, label in enumerate(names):
+        for name, (y, s) in groups.items():
+            y, s = np.asarray(y), np.asarray(s)
+            axes[k].hist(s[y == k], bins=bins, density=True, histtype="step", lw=1.6,
+                         label=f"{name} (n={int(np.sum(y == k))})")
+        axes[k].axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+        axes[k].set(xlabel=f"predicted P({names[1].lower()})", ylabel="density", title=f"true {label} images")
+        axes[k].legend(fontsize=8)
+    for name, (y, s) in groups.items():
+        observed, predicted = calibration_curve(y, s, n_bins=10, strategy="quantile")
+        axes[2].plot(predicted, observed, "o-", ms=4, label=name)
+    axes[2].plot([0, 1], [0, 1], "k:", lw=1)
+    axes[2].set(xlabel=f"mean predicted P({names[1].lower()})", ylabel=f"observed fraction {names[1]}",
+                title="calibration (quantile bins)")
+    axes[2].legend(fontsize=8)
+    return axes
+
+
+def shift_table(groups: Mapping[str, tuple], threshold: float, names=("normal", "pneumonia")) -> pd.DataFrame:
+    """One row per group: size, prevalence of the positive class, mean score of each true class, each class's
+    recall at ``threshold``, ROC-AUC, and the expected calibration error (10 quantile bins)."""
+    rows = {}
+    for name, (y, s) in groups.items():
+        y, s = np.asarray(y).astype(int), np.asarray(s, dtype=float)
+        pred = (s >= threshold).astype(int)
+        edges = np.quantile(s, np.linspace(0, 1, 11))
+        bin_of = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, 9)
+        ece = sum(abs(y[bin_of == b].mean() - s[bin_of == b].mean()) * np.mean(bin_of == b)
+                  for b in range(10) if np.any(bin_of == b))
+        rows[name] = {"images": len(y), f"prevalence {names[1]}": y.mean(),
+                      f"mean score | {names[0]}": s[y == 0].mean(), f"mean score | {names[1]}": s[y == 1].mean(),
+                      f"recall {names[0]}": np.mean(pred[y == 0] == 0), f"recall {names[1]}": np.mean(pred[y == 1] == 1),
+                      "ROC-AUC": skm.roc_auc_score(y, s), "calibration error": ece}
+    return pd.DataFrame(rows).T
+
+
 def plot_image_grid(images, titles=None, ncols: int = 8, cmap="gray", figsize_per: float = 1.4):
     """A grid of images with optional titles (e.g. misclassified digits)."""
     plt = _plt()
@@ -453,7 +513,8 @@ def plot_confusion_grid(y_true, predictions: Mapping[str, np.ndarray], labels: l
 
 
 def choose_threshold(y_true, score) -> float:
-    """Decision threshold maximising Youden's J (TPR − FPR) — to be chosen on validation data only."""
+    """Decision threshold maximising Youden's J = TPR − FPR = 2 × balanced accuracy − 1, i.e. the threshold of
+    highest balanced accuracy — a rule fixed in advance, applied to validation data only."""
     fpr, tpr, thr = skm.roc_curve(y_true, score)
     return float(np.clip(thr[np.argmax(tpr - fpr)], 0, 1))
 
