@@ -1,9 +1,7 @@
 """The EfficientNet-Lite backbone: casebook's Keras build with weights ported from a PyTorch state dict. The port is
 checked against the PyTorch reference implementation (`efficientnet-lite-pytorch`) on the same input, with random
 weights (every tensor distinct, BatchNorm statistics included) and with the shipped ImageNet weights; a weight
-file that is not the verified one, or that asks the unpickler for anything but tensors, is refused."""
-import pickle
-
+file that is not the verified one is refused (a hostile one: tests/test_security.py)."""
 import numpy as np
 import pytest
 
@@ -54,10 +52,10 @@ def test_imagenet_weights_match_pytorch_and_recognise_a_daisy():
     import tensorflow as tf
     from sklearn.datasets import load_sample_image
 
-    path = data.lite_weights_path("efficientnet_lite0")
-    state = models.lite_state_dict(path)
     import torch
 
+    path = data.lite_weights_path("efficientnet_lite0")
+    state = models.lite_state_dict(path)
     torch_net, _ = _torch_lite({k: torch.from_numpy(v) for k, v in state.items()} |
                                {k: v for k, v in torch.load(path, weights_only=True).items()
                                 if k.endswith("num_batches_tracked")})
@@ -90,24 +88,6 @@ def test_a_weight_file_that_is_not_the_verified_one_is_refused(tmp_path, monkeyp
     (tmp_path / "weights" / file_name).write_bytes(b"not the weights")
     with pytest.raises(data.DataFormatError, match="checksum mismatch"):
         models.build_model({"backbone": "efficientnet_lite0", "strategy": "feature_extraction", "img_size": 32}, [])
-
-
-class _Exec:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
-def test_a_hostile_state_dict_is_never_unpickled(tmp_path):
-    marker = tmp_path / "marker"
-    hostile = tmp_path / "lite.pth"
-    with open(hostile, "wb") as f:
-        pickle.dump({"_conv_stem.weight": _Exec(marker)}, f, protocol=2)
-    with pytest.raises(pickle.UnpicklingError):  # torch.load(weights_only=True) refuses the global
-        models.lite_state_dict(hostile)
-    assert not marker.exists()
 
 
 def test_a_state_dict_that_does_not_fit_names_the_tensor():

@@ -117,6 +117,18 @@ def test_pickled_torch_weights_and_foreign_mlp_configs_are_refused(tmp_path):
         models.TorchMLPClassifier.load(folder)
 
 
+def test_a_hostile_efficientnet_lite_state_dict_is_never_unpickled(tmp_path):
+    import pickle
+
+    marker = tmp_path / "marker"
+    hostile = tmp_path / "efficientnet-lite0.pth"
+    with open(hostile, "wb") as f:
+        pickle.dump({"_conv_stem.weight": _Exec(_payload(marker))}, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError):  # torch.load(weights_only=True) refuses the global
+        models.lite_state_dict(hostile)
+    assert not marker.exists()
+
+
 def _written_objects():
     """Every kind of object casebook writes with skops: the train-classifier bundle for each model (the
     label types a CSV can give) and the gamma preprocessing pipeline for every outlier/balance option."""

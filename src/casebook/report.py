@@ -294,6 +294,9 @@ def plot_score_shift(groups: Mapping[str, tuple], threshold: float, names=("NORM
 def shift_table(groups: Mapping[str, tuple], threshold: float, names=("normal", "pneumonia")) -> pd.DataFrame:
     """One row per group: size, prevalence of the positive class, mean score of each true class, each class's
     recall at ``threshold``, ROC-AUC, and the expected calibration error (10 quantile bins)."""
+    metrics = per_class_metrics(names)
+    shown = {f"recall_{names[0]}": f"recall {names[0]}", f"recall_{names[1]}": f"recall {names[1]}",
+             f"roc_auc_{names[1]}": "ROC-AUC"}
     rows = {}
     for name, (y, s) in groups.items():
         y, s = np.asarray(y).astype(int), np.asarray(s, dtype=float)
@@ -304,8 +307,8 @@ def shift_table(groups: Mapping[str, tuple], threshold: float, names=("normal", 
                   for b in range(10) if np.any(bin_of == b))
         rows[name] = {"images": len(y), f"prevalence {names[1]}": y.mean(),
                       f"mean score | {names[0]}": s[y == 0].mean(), f"mean score | {names[1]}": s[y == 1].mean(),
-                      f"recall {names[0]}": np.mean(pred[y == 0] == 0), f"recall {names[1]}": np.mean(pred[y == 1] == 1),
-                      "ROC-AUC": skm.roc_auc_score(y, s), "calibration error": ece}
+                      **{label: float(metrics[key](y, pred, s)) for key, label in shown.items()},
+                      "calibration error": ece}
     return pd.DataFrame(rows).T
 
 
