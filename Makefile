@@ -11,7 +11,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 COLAB_VENV ?= /tmp/casebook-colab-venv
 COLAB_NOTEBOOK ?= notebooks/03_synthetic_classification.ipynb
 
-.PHONY: help venv test notebooks results lab mlflow-ui data-check colab-check clean
+.PHONY: help venv test notebooks results verify lab mlflow-ui data-check colab-check clean
 
 help:
 	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
@@ -19,6 +19,7 @@ help:
 	@echo "make lab         JupyterLab on $(LAB_IP):8888 (token on)"
 	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
 	@echo "make results     rebuild the README results table from assets/results/*.json"
+	@echo "make verify NB=05  re-execute notebook(s) on a scratch copy and compare with the committed numbers"
 	@echo "make data-check  verify every dataset in the data root (CASEBOOK_DATA)"
 	@echo "make colab-check opt-in: Colab's install path (pyproject dependencies only) in a scratch venv,"
 	@echo "                 then notebook $(COLAB_NOTEBOOK) in smoke mode"
@@ -44,6 +45,10 @@ notebooks: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/python -m casebook.report
+
+# NB: notebook numbers or names (default: all); exit 1 when a number moved beyond its declared tolerance
+verify: $(STAMP)
+	$(BIN)/python -m casebook.verify $(NB)
 
 data-check: $(STAMP)
 	$(BIN)/python -m casebook.data

@@ -1,5 +1,6 @@
 """The package's modules form layers: config → data → preprocessing → models → training → report / tracking →
-redshift (the seed-003 facade) and the notebook runner → experiments (tracked runs) → cli. A module imports only from layers below it, at
+redshift (the seed-003 facade) and the notebook runner → experiments (tracked runs) and verify → cli;
+provenance sits beside training (report records it). A module imports only from layers below it, at
 module level or inside functions, so there is no import cycle."""
 import ast
 from pathlib import Path
@@ -7,8 +8,8 @@ from pathlib import Path
 from casebook import config
 
 SRC = config.PACKAGE_DIR
-LAYER = {"config": 0, "data": 1, "preprocessing": 2, "models": 3, "training": 4, "report": 5, "tracking": 5,
-         "redshift": 6, "notebooks": 6, "experiments": 7, "cli": 8}
+LAYER = {"config": 0, "data": 1, "preprocessing": 2, "models": 3, "training": 4, "provenance": 4, "report": 5,
+         "tracking": 5, "redshift": 6, "notebooks": 6, "experiments": 7, "verify": 7, "cli": 8}
 KNOWN: set = set()  # upward imports still to remove (none)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def _find_repo_root() -> Path:
 
 REPO_ROOT = _find_repo_root()
 DEFAULT_SEED = 42
+STARTED_AT = time.time()  # when this process first imported casebook (a notebook's start, for provenance)
+_SEEDS: list[int] = []
 
 
 def _flag(name: str) -> bool:
@@ -251,6 +254,7 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
     """
     import sys
 
+    _SEEDS.append(int(seed))
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -265,6 +269,11 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
 
         keras.utils.set_random_seed(seed)
     return seed
+
+
+def seeds_used() -> list[int]:
+    """Every seed :func:`seed_everything` set in this process, in order (recorded in results' provenance)."""
+    return list(_SEEDS)
 
 
 quiet_tensorflow()

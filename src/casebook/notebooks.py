@@ -213,6 +213,7 @@ def execute(path: Path, out: Path | None = None, smoke: bool = False, timeout: i
     env_backup = dict(os.environ)
     os.environ["CASEBOOK_SMOKE"] = "1" if smoke else "0"
     os.environ["CASEBOOK_HEADLESS"] = "1"  # no progress bars in committed outputs
+    os.environ["CASEBOOK_NOTEBOOK"] = path.stem  # the name results files record their provenance under
     os.environ.update(extra_env or {})
     out = Path(out or path)
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ Figures go to ``assets/<notebook>/<name>.png`` (:func:`save_fig`); results to ``
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import time
@@ -561,6 +562,9 @@ def validate_results(d: Mapping) -> None:
         for metric, v in ms.items():
             if not (isinstance(v, Mapping) and "value" in v and len(v.get("ci95", ())) == 2):
                 raise ValueError(f"{model}.{metric}: expected {{'value': float, 'ci95': [lo, hi]}}")
+    for model, rule in d.get("tolerances", {}).items():
+        if not isinstance(rule, Mapping) or rule.get("rule") not in TOLERANCE_RULES:
+            raise ValueError(f"tolerance of {model!r} must be one of {', '.join(TOLERANCE_RULES)}")
     if "selection" in d and chosen_by(d["selection"]) != d["best"]:
         raise ValueError(f"best is {d['best']!r} but the selection ({d['selection']['metric']}) picks "
                          f"{chosen_by(d['selection'])!r}")
@@ -578,12 +582,50 @@ def selection_record(metric: str, scores: Mapping[str, float], higher_is_better:
             "higher_is_better": higher_is_better}
 
 
+# How far a rerun's number may move before verification fails, declared by each results file per model (see
+# :func:`tolerance` and ``python -m casebook.verify``).
+TOLERANCE_RULES = {
+    "exact": "deterministic given the seed: the same value on the same library versions (within 1e-6, the "
+             "rounding of results files); with other versions, within the committed CI half-width",
+    "ci_half_width": "networks and threaded training are not bit-reproducible across CPUs and library builds: "
+                     "within half the width of the committed 95% CI",
+}
+
+
+def tolerance(rule: str, reason: str | None = None) -> dict:
+    """A results file's tolerance for a model's metrics: ``exact`` or ``ci_half_width`` (see
+    :data:`TOLERANCE_RULES`), with the reason it applies."""
+    if rule not in TOLERANCE_RULES:
+        raise ValueError(f"unknown tolerance rule {rule!r}; valid: {', '.join(TOLERANCE_RULES)}")
+    return {"rule": rule, "reason": reason or TOLERANCE_RULES[rule]}
+
+
+def _per_notebook(case: str, runtimes: Mapping[str, float], models: Mapping) -> tuple[dict, dict]:
+    """``(provenance, models_by_notebook)``: this process's provenance and models under its notebook's name,
+    beside the entries a previous results file of the same case kept for the other notebooks that still
+    contribute (e.g. notebook 01's, when 02 rewrites the file with its MLPs added)."""
+    from . import provenance
+
+    current = os.environ.get(provenance.NOTEBOOK_ENV) or list(runtimes)[-1]
+    previous = read_results(case) or {}
+    others = [nb for nb in runtimes if nb != current]
+    prov = {nb: p for nb, p in previous.get("provenance", {}).items() if nb in others}
+    owned = {nb: [m for m in ms if m in models] for nb, ms in previous.get("models_by_notebook", {}).items()
+             if nb in others}
+    claimed = {m for ms in owned.values() for m in ms}
+    owned[current] = [m for m in models if m not in claimed]
+    prov[current] = provenance.collect(runtimes.get(current))
+    return prov, owned
+
+
 def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str, float], models: Mapping,
                   best: str, extra: Mapping | None = None, selection: Mapping | None = None,
-                  best_kind: str = "") -> Path:
+                  best_kind: str = "", tolerances: Mapping | None = None) -> Path:
     """Write ``assets/results/<case>.json`` (schema: see README). ``runtimes``: wall seconds per notebook
     that contributed (``runtime_s`` is their sum); ``selection`` (:func:`selection_record`) says how ``best`` was
-    chosen and is checked against it; ``best_kind`` says what kind of model won (e.g. "baseline"). Smoke runs
+    chosen and is checked against it; ``best_kind`` says what kind of model won (e.g. "baseline");
+    ``tolerances``: one :func:`tolerance` for every model, or ``{model: tolerance}`` (default ``ci_half_width``).
+    The file also records its ``provenance`` per notebook (:func:`casebook.provenance.collect`). Smoke runs
     write nothing into the committed assets unless ``CASEBOOK_ASSETS`` points elsewhere (tests use a temp
     folder)."""
     runtimes = {k: round(float(v), 1) for k, v in runtimes.items()}
@@ -596,10 +638,25 @@ def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str,
         d["selection"] = dict(selection)
     if extra:
         d["extra"] = dict(extra)
+    tolerances = tolerances or tolerance("ci_half_width")
+    if "rule" in tolerances:
+        tolerances = dict.fromkeys(d["models"], dict(tolerances))
+    d["tolerances"] = {m: dict(tolerances.get(m) or tolerance("ci_half_width")) for m in d["models"]}
+    d["provenance"], d["models_by_notebook"] = _per_notebook(case, runtimes, d["models"])
     validate_results(d)
     path = config.results_dir() / f"{case}.json"
     _atomic_write_text(path, json.dumps(d, indent=2, default=float) + "\n")
     return path
+
+
+def provenance_line(case: str) -> str:
+    """The brief provenance a notebook's last cell prints: this notebook's entry of ``<case>.json``."""
+    from . import provenance
+
+    entries = (read_results(case) or {}).get("provenance", {})
+    current = os.environ.get(provenance.NOTEBOOK_ENV)
+    record = entries.get(current) if current in entries else next(reversed(entries.values()), None)
+    return provenance.summary_line(record) if record else "provenance: no results file written yet"
 
 
 def read_results(case: str) -> dict | None:
@@ -631,11 +688,15 @@ def results_markdown(results_dir: Path | None = None) -> str:
     for path in sorted(results_dir.glob("*.json")):
         d = json.loads(path.read_text())
         validate_results(d)
+        if d.get("mode", "full") != "full":
+            raise ValueError(f"{path.name} holds {d['mode']}-mode results: the README table is built from full "
+                             f"runs only (make notebooks)")
         best = d["models"][d["best"]]
         heads = [m for m in HEADLINE if m in best] or list(best)[:2]
         cells = "; ".join(f"{m} {best[m]['value']:.3f} [{best[m]['ci95'][0]:.3f}, {best[m]['ci95'][1]:.3f}]"
                           for m in heads)
-        mode = "" if d.get("mode", "full") == "full" else " (smoke)"
+        dirty = any(p.get("dirty") for p in d.get("provenance", {}).values())
+        mode = " (dirty tree)" if dirty else ""
         kind = d.get("best_kind", "")
         chosen = kind if kind.startswith(d["best"]) else d["best"] + (f" ({kind})" if kind else "")
         if "selection" in d:
