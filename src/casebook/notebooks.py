@@ -218,8 +218,11 @@ def execute(path: Path, out: Path | None = None, smoke: bool = False, timeout: i
     out = Path(out or path)
     t0 = time.perf_counter()
     try:
+        # C-level writes to the kernel's stderr (TensorFlow's oneDNN notice, printed before its logging is set
+        # up on CPUs with AVX-512) stay on the runner's terminal instead of landing in committed outputs
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent.resolve())}})
+                                resources={"metadata": {"path": str(path.parent.resolve())}},
+                                extra_arguments=["--IPKernelApp.capture_fd_output=False"])
         try:
             client.execute()
         except Exception:
