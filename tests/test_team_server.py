@@ -88,37 +88,86 @@ def postgres():
         shutil.rmtree(base, ignore_errors=True)
 
 
+class Server:
+    """One casebook-mlflow-server on a database of the test cluster and a fixed free port: started, stopped
+    (or SIGKILLed) and restarted by its process group."""
+
+    def __init__(self, database_uri: str, folder: Path, workers: int = 1, extra_env: dict | None = None):
+        self.database_uri, self.folder, self.workers = database_uri, folder, workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **(extra_env or {})}
+        self.proc = None
+
+    def start(self, timeout: float = 90, uri_in_env: bool = False) -> "Server":
+        """Start the launcher; ``uri_in_env``: the database URI (and so its password) in
+        ``MLFLOW_BACKEND_STORE_URI`` rather than on the launcher's own command line."""
+        log = self.folder / "server.log"
+        store = [] if uri_in_env else ["--backend-store-uri", self.database_uri]
+        env = {**self.env, "MLFLOW_BACKEND_STORE_URI": self.database_uri} if uri_in_env else self.env
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen([PY, "-m", "casebook.cli.mlflow_server", *store, "--artifacts-destination",
+                                          str(self.folder / "artifacts"), "--port", str(self.port),
+                                          "--workers", str(self.workers)], env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"server did not answer within {timeout} s\n{log.read_text()[-3000:]}"
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the launcher, the server and its workers (one process group)."""
+        if self.proc is not None:
+            stop(-self.proc.pid, sig, lambda: self.proc.poll() is None)
+            self.proc.wait(timeout=30)
+            deadline = time.monotonic() + 20  # workers gone: the port is free again
+            while _listening(self.port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+    def create_users(self) -> None:
+        for name, password in USERS.items():
+            r = requests.post(f"{self.url}/api/2.0/mlflow/users/create", json={"username": name, "password": password},
+                              auth=("admin", ADMIN_PASSWORD), timeout=10)
+            assert r.ok, r.text
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="module")
 def server(postgres, tmp_path_factory):
     """casebook-mlflow-server on PostgreSQL; yields its URL. Users alice and bob are created by the admin."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([PY, "-m", "casebook.cli.mlflow_server", "--backend-store-uri", postgres,
-                                 "--artifacts-destination", str(log.parent / "artifacts"), "--port", str(port),
-                                 "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    handle = Server(postgres, tmp_path_factory.mktemp("mlflow-server"))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server did not answer within 60 s\n" + log.read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.5)
-        for name, password in USERS.items():
-            r = requests.post(f"{url}/api/2.0/mlflow/users/create", json={"username": name, "password": password},
-                              auth=("admin", ADMIN_PASSWORD), timeout=10)
-            assert r.ok, r.text
-        yield url
-    finally:  # the launcher, the server and its workers share one process group
-        stop(-proc.pid, signal.SIGTERM, lambda: proc.poll() is None)
-        proc.wait(timeout=30)
+        handle.start()
+        handle.create_users()
+        yield handle.url
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def fresh(postgres, tmp_path):
+    """A server of its own (2 workers) on a new, empty database of the test cluster: nothing exists yet."""
+    name = f"fresh_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    base, _, _ = postgres.rpartition("/")
+    host, port = re.search(r"@([\d.]+):(\d+)/", postgres).groups()
+    run_as = dict(capture_output=True, text=True, timeout=60)
+    r = subprocess.run([pg_binary("createdb"), "-h", host, "-p", port, "-U", "mlflow", name], **run_as)
+    assert r.returncode == 0, r.stderr
+    handle = Server(f"{base}/{name}", tmp_path, workers=2)
+    try:
+        yield handle
+    finally:
+        handle.stop()
 
 
 def tool(module, *args, user=None, password=None, url=None, cwd=None):
@@ -212,3 +261,232 @@ def test_no_permission_and_no_server_exit_2(server, tmp_path):
     assert "CV accuracy" not in r.stdout, "refused only after training"
     r = train(f"http://127.0.0.1:{free_port()}", tmp_path / "nowhere", user="alice", password=USERS["alice"])
     assert_exit_2(r, tmp_path / "nowhere", "unreachable", "CASEBOOK_MLFLOW_URI")
+
+
+def _runs_on(url: str, experiment: str, user: str = "alice") -> list[dict]:
+    auth = (user, USERS[user])
+    r = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": experiment},
+                     auth=auth, timeout=10)
+    if r.status_code == 404:
+        return []
+    assert r.ok, r.text
+    found = requests.post(f"{url}/api/2.0/mlflow/runs/search", auth=auth, timeout=10,
+                          json={"experiment_ids": [r.json()["experiment"]["experiment_id"]], "max_results": 100})
+    return found.json().get("runs", [])
+
+
+def test_four_first_runs_started_together_all_land(fresh, tmp_path, monkeypatch):
+    """Four tools against a fresh server: the experiment does not exist, all four create it at once; the
+    losers of that race use the winner's experiment. Then four registrations of one model and alias at once."""
+    fresh.start()
+    fresh.create_users()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "CASEBOOK_MLFLOW"))}
+    env.update(CASEBOOK_MLFLOW_URI=fresh.url, MLFLOW_TRACKING_USERNAME="alice",
+               MLFLOW_TRACKING_PASSWORD=USERS["alice"])
+    procs = [subprocess.Popen([PY, "-m", "casebook.cli.train_classifier", "--model", "logistic-regression",
+                               "--n-samples", "400", "--cv", "2", "--output-dir", str(tmp_path / f"out{k}"),
+                               "--track"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in range(4)]
+    results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
+    assert [code for code, _ in results] == [0, 0, 0, 0], [err[-600:] for _, err in results]
+    runs = _runs_on(fresh.url, "synthetic")
+    assert len(runs) == 4 and {r["info"]["status"] for r in runs} == {"FINISHED"}
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    from casebook import tracking
+
+    monkeypatch.setenv("CASEBOOK_MLFLOW_URI", fresh.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS["alice"])
+    tracking.setup("synthetic")
+    run_ids = [r["info"]["run_id"] for r in runs]
+    with ThreadPoolExecutor(4) as pool:
+        versions = list(pool.map(lambda rid: tracking.register_alias(rid, "race-model", "champion"), run_ids))
+    assert sorted(versions) == [1, 2, 3, 4]
+    from mlflow import MlflowClient
+
+    assert int(MlflowClient().get_model_version_by_alias("race-model", "champion").version) in versions
+
+
+def _tool_in_background(url: str, out: Path) -> tuple[subprocess.Popen, float]:
+    """train-classifier --track on enough data that its run stays open for several seconds of training;
+    returns once its run is open on the server."""
+    before = {r["info"]["run_id"] for r in _runs_on(url, "synthetic")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "CASEBOOK_MLFLOW"))}
+    env.update(CASEBOOK_MLFLOW_URI=url, MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=USERS["alice"])
+    proc = subprocess.Popen([PY, "-m", "casebook.cli.train_classifier", "--model", "svm", "--n-samples", "6000",
+                             "--cv", "5", "--output-dir", str(out), "--track"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(r["info"]["status"] == "RUNNING" and r["info"]["run_id"] not in before
+                  for r in _runs_on(url, "synthetic")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-800:]
+        time.sleep(0.3)
+    return proc, time.monotonic()
+
+
+def test_a_server_gone_mid_run_stops_the_tool_with_one_line_and_a_restart_lets_it_finish(fresh, tmp_path):
+    from casebook import tracking
+
+    fresh.start()
+    fresh.create_users()
+    proc, opened = _tool_in_background(fresh.url, tmp_path / "gone")
+    fresh.stop(signal.SIGKILL)  # gone for good while the tool trains
+    out, err = proc.communicate(timeout=180)
+    waited = time.monotonic() - opened
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2, out + err
+    assert len(lines) == 1 and lines[0].startswith(f"train-classifier: error: MLflow server {fresh.url} stopped "
+                                                   "answering"), err
+    assert not (tmp_path / "gone").exists(), "output written although the run could not be logged"
+    retry_bound = 30 + 20  # TOOL_RETRIES' back-off, plus training time left when the server went
+    assert waited < retry_bound + 40, f"{waited:.0f} s"
+    assert tracking.TOOL_RETRIES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+
+    fresh.start()  # the same database: the run the tool could not finish
+    assert {r["info"]["status"] for r in _runs_on(fresh.url, "synthetic")} <= {"RUNNING", "FAILED"}
+    proc, _ = _tool_in_background(fresh.url, tmp_path / "restarted")
+    fresh.stop(signal.SIGKILL)
+    fresh.start()  # back within the bound
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-1500:]
+    assert (tmp_path / "restarted" / "model.skops").is_file()
+    statuses = [r["info"]["status"] for r in _runs_on(fresh.url, "synthetic")]
+    assert statuses.count("FINISHED") == 1, statuses
+
+
+def test_artifacts_can_only_be_written_under_the_servers_root(server, postgres, tmp_path):
+    auth = ("alice", USERS["alice"])
+    outside = tmp_path / "outside"
+    r = requests.post(f"{server}/api/2.0/mlflow/experiments/create", auth=auth, timeout=10,
+                      json={"name": "escape", "artifact_location": outside.as_uri()})
+    assert r.status_code == 400 and "artifact_location" in r.json()["message"], r.text
+    assert requests.get(f"{server}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "escape"},
+                        auth=auth, timeout=10).status_code == 404
+    # an experiment with a foreign location made behind the server's back (before the guard, another tool)
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(postgres, str(tmp_path / "unused"))
+    foreign = store.create_experiment("foreign-location", artifact_location=outside.as_uri())
+    r = requests.post(f"{server}/api/2.0/mlflow/runs/create", auth=("admin", ADMIN_PASSWORD), timeout=10,
+                      json={"experiment_id": foreign, "start_time": int(time.time() * 1000)})
+    run_id = r.json()["run"]["info"]["run_id"]
+    r = requests.post(f"{server}/ajax-api/2.0/mlflow/upload-artifact", params={"run_uuid": run_id, "path": "up.txt"},
+                      data=b"hello", auth=("admin", ADMIN_PASSWORD), timeout=10)
+    assert r.status_code == 403, r.text
+    for raw in ("%2Ftmp%2Fcasebook-escape.txt", "....//casebook-escape.txt", "0/../../casebook-escape.txt",
+                "0/..%2F..%2Fcasebook-escape.txt", "0//x.txt", "0/%5C..%5Cx.txt"):
+        status, text = _raw_put(server, f"/api/2.0/mlflow-artifacts/artifacts/{raw}", auth)
+        assert status == 400, (raw, status, text)
+    written = [p for p in (outside, Path("/tmp/casebook-escape.txt"), tmp_path.parent / "casebook-escape.txt")
+               if p.exists()]
+    assert not written, written
+
+
+def _raw_put(url: str, path: str, auth) -> tuple[int, str]:
+    """A PUT with the path exactly as given (HTTP clients would resolve '..' segments before sending)."""
+    import base64
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    connection.request("PUT", path, body=b"x", headers={"Authorization": f"Basic {token}"})
+    response = connection.getresponse()
+    return response.status, response.read().decode(errors="replace")
+
+
+def test_no_database_password_is_left_on_disk_or_on_a_command_line(postgres, tmp_path):
+    password = "db-Pa55word-never-on-disk"
+    host_part = postgres.replace("mlflow@", f"mlflow:{password}@")  # trust authentication ignores it
+    handle = Server(host_part, tmp_path)
+    try:
+        handle.start(uri_in_env=True)
+        pids = [int(p) for p in subprocess.run(["pgrep", "-g", str(handle.proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+        assert len(pids) >= 3  # the launcher, mlflow server, uvicorn and its worker
+        for pid in pids:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            assert password not in cmdline, cmdline
+        folders = glob.glob(f"{tempfile.gettempdir()}/casebook-mlflow-auth.{handle.proc.pid}.*")
+        assert len(folders) == 1
+        os.kill(handle.proc.pid, signal.SIGKILL)  # the launcher only: its private folder stays behind
+        handle.proc.wait(timeout=10)
+        for path in Path(folders[0]).rglob("*"):
+            assert password not in path.read_text(errors="replace"), path
+        assert "auth_cache_ttl_seconds = 60" in (Path(folders[0]) / "basic_auth.ini").read_text()
+    finally:
+        handle.stop(signal.SIGKILL)
+    again = Server(postgres, tmp_path)
+    try:
+        again.start()
+        assert not Path(folders[0]).exists(), "a stale private folder survived the next start"
+    finally:
+        again.stop()
+
+
+def test_the_readme_user_api_works(server):
+    from mlflow.server import get_app_client
+
+    env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        assert 'users.grant_user_permission(username="alice", resource_type="experiment"' in readme
+        users = get_app_client("basic-auth", tracking_uri=server)
+        users.create_user(username="carol", password="Carol-pass-for-tests")
+        r = requests.post(f"{server}/api/2.0/mlflow/experiments/create", json={"name": "admins-experiment"},
+                          auth=("admin", ADMIN_PASSWORD), timeout=10)
+        experiment_id = r.json()["experiment_id"]
+        users.grant_user_permission(username="carol", resource_type="experiment", resource_id=experiment_id,
+                                    permission="EDIT")
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    r = requests.post(f"{server}/api/2.0/mlflow/runs/create", auth=("carol", "Carol-pass-for-tests"), timeout=10,
+                      json={"experiment_id": experiment_id, "start_time": int(time.time() * 1000)})
+    assert r.ok, r.text
+
+
+def test_long_params_and_non_finite_metrics_are_kept_not_changed(server, monkeypatch):
+    import math
+
+    from mlflow import MlflowClient
+
+    from casebook import tracking
+
+    monkeypatch.setenv("CASEBOOK_MLFLOW_URI", server)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS["alice"])
+    long_value = "x" * 7000 + "-end"
+    with tracking.run("values", "long-and-nan", params={"notes": long_value, "short": "ok"}) as active:
+        tracking.log_metrics({"loss": math.nan, "ratio": math.inf, "accuracy": 0.5})
+        tracking.log_history({"val_loss": [1.0, -math.inf]})
+    run = MlflowClient().get_run(active.info.run_id)
+    assert run.data.params["short"] == "ok"
+    assert run.data.params["notes"] == "<7004 characters: artifact params/notes.txt>"
+    local = MlflowClient().download_artifacts(active.info.run_id, "params/notes.txt")
+    assert Path(local).read_text() == long_value
+    assert run.data.metrics == {"accuracy": 0.5, "val_loss": 1.0}
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith(tracking.NONFINITE_TAG)}
+    assert tags == {f"{tracking.NONFINITE_TAG}loss": "nan", f"{tracking.NONFINITE_TAG}ratio": "inf",
+                    f"{tracking.NONFINITE_TAG}val_loss": "-inf at step 2"}
+
+
+def test_the_load_benchmark_counts_what_landed(server):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "CASEBOOK_MLFLOW"))}
+    env.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=USERS["alice"])
+    for mode in ("per-step", "batched"):
+        r = subprocess.run([PY, "-m", "casebook.cli.server_load", "--url", server, "--clients", "2", "--runs", "2",
+                            "--steps", "5", "--mode", mode], capture_output=True, text=True, env=env, timeout=180)
+        assert r.returncode == 0, r.stderr
+        rows = {line.split()[0]: line.split()[1:6] for line in r.stdout.splitlines()[2:6]}
+        assert "runs" in rows, r.stdout + r.stderr
+        assert rows["runs"] == ["4", "4", "4", "0", "0"], r.stdout
+        assert rows["metric"] == ["points", "20", "20", "20", "0"], r.stdout
+        assert rows["artifacts"] == ["4", "4", "4", "0", "0"], r.stdout
+    bad = subprocess.run([PY, "-m", "casebook.cli.server_load", "--url", server, "--kill", "1"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr

@@ -112,7 +112,56 @@ def _server_errors(action: str):
         if status in (401, 403) or e.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
             raise _refusal(config.mlflow_tracking_uri(), 401 if status == 401 or e.error_code == "UNAUTHENTICATED"
                            else 403, action) from None
+        if config.mlflow_is_remote() and _server_gone(e):
+            raise _gone(action, e) from None
         raise
+
+
+def _server_gone(error) -> bool:
+    """An MLflow client error that means the server stopped answering (after the client's retries)."""
+    text = str(error)
+    return ("failed with exception" in text or "Max retries exceeded" in text
+            or "TEMPORARILY_UNAVAILABLE" in text or " 503 " in text or " 502 " in text)
+
+
+def _gone(action: str, error) -> TrackingServerError:
+    reason = next((why for marker, why in (("Connection refused", "connection refused"),
+                                           ("timed out", "no answer in time"), ("Read timed out", "no answer in time"),
+                                           ("503", "503 service unavailable"), ("502", "502 bad gateway"))
+                   if marker in str(error)), "no answer")
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+    return TrackingServerError(f"MLflow server {config.mlflow_tracking_uri()} stopped answering while trying to "
+                               f"{action} ({reason}, {retries} retries); restart it, or fix or unset "
+                               f"CASEBOOK_MLFLOW_URI")
+
+
+# What casebook's tools allow a server that goes away: connection attempts with exponential back-off
+# (0, 2, 4, 8, 16 s: about 30 s in all), and 20 s for an answer. MLflow's defaults retry for minutes.
+TOOL_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def bound_retries() -> None:
+    """Bound the MLflow client's retries (:data:`TOOL_RETRIES`) unless the variables are set already: a
+    server that has gone away fails a tool within about half a minute, and one restarted within that
+    time lets the run finish."""
+    for key, value in TOOL_RETRIES.items():
+        os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def _no_retries():
+    """One quick attempt (marking a run FAILED on a server that may be gone)."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def setup(experiment: str):
@@ -129,14 +178,31 @@ def setup(experiment: str):
     with _server_errors(f"use experiment {experiment!r}"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is None:
-            # a server stores artifacts itself (--serve-artifacts); the local store keeps them beside mlflow.db
-            location = None if config.mlflow_is_remote() else f"{config.mlflow_artifact_root()}/{experiment}"
-            mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
-        elif found.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:
+            found = _create_experiment(mlflow, experiment)
+        if found.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:
             mlflow.MlflowClient().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND,
                                                      EXPERIMENT_TAGS[EXPERIMENT_KIND])
         mlflow.set_experiment(experiment)
     return mlflow
+
+
+def _already_exists(error) -> bool:
+    return getattr(error, "error_code", None) == "RESOURCE_ALREADY_EXISTS" or "already exists" in str(error)
+
+
+def _create_experiment(mlflow, experiment: str):
+    """Create ``experiment``; if another process created it first (two tools starting together), use that
+    one: "already exists" is success."""
+    from mlflow.exceptions import MlflowException
+
+    # a server stores artifacts itself (--serve-artifacts); the local store keeps them beside mlflow.db
+    location = None if config.mlflow_is_remote() else f"{config.mlflow_artifact_root()}/{experiment}"
+    try:
+        mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
+    except MlflowException as e:
+        if not _already_exists(e):
+            raise
+    return mlflow.get_experiment_by_name(experiment)
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict:
@@ -207,10 +273,50 @@ def run(experiment: str, run_name: str | None = None, params: Mapping | None = N
         tags.update({EXECUTION_TAG: eid, "mlflow.parentRunId": eid})
     with _server_errors(f"create a run in experiment {experiment!r}"):
         active = mlflow.start_run(run_name=run_name, tags=tags)
-    with active, _server_errors(f"log to experiment {experiment!r}"):
-        if params:
-            mlflow.log_params(flatten(params))
-        yield active
+    try:
+        with _server_errors(f"log to experiment {experiment!r}"):
+            if params:
+                log_params(params)
+            yield active
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+        with _no_retries(), contextlib.suppress(Exception):  # one attempt: the server may be gone
+            mlflow.end_run(status)
+        raise
+    with _server_errors(f"finish the run in experiment {experiment!r}"):
+        mlflow.end_run()
+
+
+MAX_PARAM_LENGTH = 6000  # MLflow cuts longer values (a server only says so in its own log)
+
+
+def log_params(params: Mapping) -> None:
+    """Log (flattened) params. A value longer than MLflow's 6,000 characters is not cut: it is logged whole as
+    the artifact ``params/<key>.txt`` and the param says where it is."""
+    mlflow = _mlflow()
+    flat = flatten(params)
+    for key, value in flat.items():
+        if isinstance(value, str) and len(value) > MAX_PARAM_LENGTH:
+            mlflow.log_text(value, f"params/{key}.txt")
+            flat[key] = f"<{len(value)} characters: artifact params/{key}.txt>"
+    mlflow.log_params(flat)
+
+
+NONFINITE_TAG = "casebook.nonfinite."
+
+
+def _log_values(flat: Mapping[str, float], step: int | None) -> None:
+    """Finite values as metrics; NaN and ±inf, which MLflow servers store as 0 and ±1.8e308, as the tag
+    ``casebook.nonfinite.<metric>`` (e.g. ``nan at step 3``) instead, so that no value changes silently."""
+    import math
+
+    mlflow = _mlflow()
+    finite = {k: v for k, v in flat.items() if math.isfinite(v)}
+    for key, value in flat.items():
+        if key not in finite:
+            mlflow.set_tag(f"{NONFINITE_TAG}{key}", f"{value}" + (f" at step {step}" if step is not None else ""))
+    if finite:
+        mlflow.log_metrics(finite, step=step)
 
 
 def log_figures(experiment: str, notebook: str) -> int:
@@ -228,8 +334,8 @@ def log_figures(experiment: str, notebook: str) -> int:
 
 
 def log_metrics(metrics: Mapping, prefix: str = "", step: int | None = None) -> None:
-    """Log scalars; accepts the results schema (``{"value": v, "ci95": [lo, hi]}``) as well as plain floats."""
-    mlflow = _mlflow()
+    """Log scalars; accepts the results schema (``{"value": v, "ci95": [lo, hi]}``) as well as plain floats.
+    Non-finite values become tags (see :func:`_log_values`)."""
     flat = {}
     for k, v in metrics.items():
         if isinstance(v, Mapping) and "value" in v:
@@ -237,17 +343,18 @@ def log_metrics(metrics: Mapping, prefix: str = "", step: int | None = None) -> 
             flat[f"{prefix}{k}_ci_lo"], flat[f"{prefix}{k}_ci_hi"] = map(float, v["ci95"])
         elif v is not None:
             flat[f"{prefix}{k}"] = float(v)
-    mlflow.log_metrics(flat, step=step)
+    _log_values(flat, step)
 
 
 def log_history(history, prefix: str = "") -> None:
     """Per-epoch metrics from a Keras History or a dict of lists, one MLflow step per epoch."""
     from .training import history_to_frame
 
-    mlflow = _mlflow()
     df = history_to_frame(history)
     for epoch, row in df.iterrows():
-        mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(epoch))
+        values = {f"{prefix}{k}": float(v) for k, v in row.items() if v is not None}
+        if values:
+            _log_values(values, int(epoch))
 
 
 def log_figure(fig, name: str) -> None:
@@ -349,7 +456,13 @@ def _register_alias(mlflow, client, run_id: str, model_name: str, alias: str, ar
     source = logged[0].model_uri if logged else f"runs:/{run_id}/{artifact}"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         version = mlflow.register_model(source, model_name)  # its "already exists / created version" notes
-    client.set_registered_model_alias(model_name, alias, version.version)
+    for attempt in range(3):  # two registrations at once can collide on the alias row: the later one wins
+        try:
+            client.set_registered_model_alias(model_name, alias, version.version)
+            break
+        except Exception as e:
+            if not _already_exists(e) or attempt == 2:
+                raise
     return int(version.version)
 
 

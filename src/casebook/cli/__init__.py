@@ -219,6 +219,7 @@ def check_tracking_server() -> None:
     """With ``--track``: the tracking store (``CASEBOOK_MLFLOW_URI``'s server) answers and accepts the login."""
     from casebook import tracking
 
+    tracking.bound_retries()  # a server that goes away later fails the tool in about 30 s, not minutes
     try:
         tracking.check_server()
     except tracking.TrackingServerError as e:
@@ -229,16 +230,18 @@ def check_tracking_server() -> None:
 def tracked(enabled: bool, experiment: str, run_name: str, params: dict):
     """An MLflow run around a tool's work (yields None when not ``enabled``). It is opened before training,
     so a server that refuses the run (403) stops the tool before any work or output; a refusal while
-    logging becomes a :class:`CLIError` too."""
+    logging, or a server that stops answering (after :func:`casebook.tracking.bound_retries`' retries),
+    becomes a :class:`CLIError` too: one line, exit code 2, nothing written."""
     if not enabled:
         yield None
         return
     from casebook import tracking
 
+    tracking.bound_retries()
     try:
         with tracking.run(experiment, run_name, params=params, tags={"source": "cli"}) as active:
             yield active
-    except tracking.TrackingServerError as e:
+    except tracking.TrackingServerError as e:  # refused, or gone mid-run: the run is marked FAILED if it can be
         raise CLIError(str(e)) from None
 
 

@@ -5,10 +5,17 @@ Examples:
       --backend-store-uri postgresql+psycopg://mlflow:PASSWORD@db:5432/mlflow --host 0.0.0.0
   casebook-mlflow-server --backend-store-uri sqlite:////srv/mlflow/mlflow.db --artifacts-destination /srv/mlflow/artifacts
 
-It runs the standard `mlflow server --app-name basic-auth --serve-artifacts` (artifacts are proxied through
-the server, so clients need no shared disk). The only thing it adds: MLflow's basic-auth app reads its user
-database from a configuration file, so this tool writes that file (mode 0600, in a private folder removed on
-exit) from the options below, keeping database passwords out of files in the repository.
+It runs `mlflow server --serve-artifacts` (artifacts are proxied through the server, so clients need no shared
+disk) with MLflow's basic-auth app behind a guard that keeps every artifact under the server's artifact root
+(casebook.cli.mlflow_app: experiments may not choose their own artifact location; unsafe artifact paths are
+answered 400). MLflow's basic-auth app reads its user database from a configuration file: this tool writes
+that file (mode 0600, in a private folder removed on exit; stale ones from killed servers are removed at
+start) from the options below. A PostgreSQL password is never written to that file nor put on the server's
+command line: it is taken out of the URIs and handed to the driver as PGPASSWORD in the server's environment.
+
+Logins are checked with PBKDF2, which costs about 0.3 s of CPU a request: --auth-cache-ttl keeps a verified
+login for that many seconds in each worker (default 60; 0 = check every request). A password changed or a user
+deleted through one worker is seen by the other workers within that time.
 
 The first start creates the admin user from MLFLOW_AUTH_ADMIN_USERNAME (default admin) and
 MLFLOW_AUTH_ADMIN_PASSWORD (required). Users then log in with MLFLOW_TRACKING_USERNAME / _PASSWORD.
@@ -29,6 +36,15 @@ from . import CLIError, Parser, run
 
 PROG = "casebook-mlflow-server"
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
+APP_NAME = "casebook-auth"  # entry point (pyproject): casebook.cli.mlflow_app:create_app
+PRIVATE_PREFIX = "casebook-mlflow-auth."
+DEFAULT_AUTH_CACHE_TTL = 60
+
+
+def default_workers() -> int:
+    """One uvicorn worker per CPU this process may use, at least 2."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(2, usable)
 
 
 def build_parser() -> Parser:
@@ -46,25 +62,74 @@ def build_parser() -> Parser:
                    help="what a user may do in experiments others created (default READ)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="uvicorn worker processes (default: one per CPU, at least 2)")
+    p.add_argument("--auth-cache-ttl", type=int, default=DEFAULT_AUTH_CACHE_TTL,
+                   help="seconds a verified login is cached in each worker (default 60; 0 = off)")
     return p
 
 
-def auth_config(database_uri: str, default_permission: str) -> str:
+def auth_config(database_uri: str, default_permission: str, cache_ttl: int = DEFAULT_AUTH_CACHE_TTL) -> str:
     return ("[mlflow]\n"
             f"default_permission = {default_permission}\n"
             f"database_uri = {database_uri}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            f"auth_cache_ttl_seconds = {int(cache_ttl)}\n")
 
 
-def server_command(args) -> list[str]:
+def split_password(uri: str) -> tuple[str, str | None]:
+    """A PostgreSQL URI without its password, and the password (None if it had none). Other databases'
+    URIs are returned unchanged: only libpq reads a password from the environment (PGPASSWORD)."""
+    if not uri or not uri.startswith(("postgresql", "postgres")):
+        return uri, None
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    if url.password is None:
+        return uri, None
+    from sqlalchemy.engine import URL
+
+    bare = URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
+                      database=url.database, query=url.query)  # URL.set(password=None) keeps the password
+    return bare.render_as_string(hide_password=False), url.password
+
+
+def database_settings(backend_uri: str, auth_uri: str | None) -> tuple[str, str, dict]:
+    """(backend URI, auth URI, extra environment): passwords moved out of both URIs into PGPASSWORD."""
+    backend, backend_password = split_password(backend_uri)
+    auth, auth_password = split_password(auth_uri or backend_uri)
+    passwords = {p for p in (backend_password, auth_password) if p is not None}
+    if len(passwords) > 1:
+        raise CLIError("the backend store and the auth database must use the same PostgreSQL password "
+                       "(it is passed to the driver as PGPASSWORD)")
+    return backend, auth, ({"PGPASSWORD": passwords.pop()} if passwords else {})
+
+
+def remove_stale_folders(tmp: Path | None = None) -> list[Path]:
+    """Remove private folders left by launchers that were killed (the PID in the name is gone)."""
+    removed = []
+    for folder in Path(tmp or tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
+        pid = folder.name[len(PRIVATE_PREFIX):].split(".")[0]
+        if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:
+            pass
+    return removed
+
+
+def server_command(args, backend_uri: str | None = None) -> list[str]:
     artifacts = args.artifacts_destination
     if "://" not in artifacts:
         artifacts = str(Path(artifacts).resolve())
-    return [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-            "--backend-store-uri", args.backend_store_uri, "--serve-artifacts", "--artifacts-destination", artifacts,
-            "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
-            "--allowed-hosts", "*"]
+    return [sys.executable, "-m", "mlflow", "server", "--app-name", APP_NAME,
+            "--backend-store-uri", backend_uri or args.backend_store_uri, "--serve-artifacts",
+            "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port),
+            "--workers", str(args.workers), "--allowed-hosts", "*"]
 
 
 def main_impl(argv=None) -> int:
@@ -75,19 +140,24 @@ def main_impl(argv=None) -> int:
         raise CLIError("set MLFLOW_AUTH_ADMIN_PASSWORD: the first start creates the admin user with it")
     if not 0 < args.port < 65536:
         raise CLIError(f"--port must be between 1 and 65535, got {args.port}")
-    private = Path(tempfile.mkdtemp(prefix="casebook-mlflow-auth."))
+    if args.workers < 1 or args.auth_cache_ttl < 0:
+        raise CLIError("--workers must be at least 1 and --auth-cache-ttl at least 0")
+    backend, auth, db_env = database_settings(args.backend_store_uri, args.auth_database_uri)
+    remove_stale_folders()
+    private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}."))
     try:
         ini = private / "basic_auth.ini"
         fd = os.open(ini, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(auth_config(args.auth_database_uri or args.backend_store_uri, args.default_permission))
-        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini)}
+            f.write(auth_config(auth, args.default_permission, args.auth_cache_ttl))
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_BACKEND_STORE_URI", "MLFLOW_AUTH_DATABASE_URI")}
+        env.update({**db_env, "MLFLOW_AUTH_CONFIG_PATH": str(ini)})  # the URIs, without password, go as options
         # the basic-auth app's CSRF key: the same for all this server's workers; set it yourself to share it
         # between several servers behind one address
         env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
         env.setdefault("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # GenAI job runners: casebook has none
-        server = subprocess.Popen(server_command(args), env=env)
+        server = subprocess.Popen(server_command(args, backend), env=env)
         for sig in (signal.SIGTERM, signal.SIGINT):  # stop the server, then remove the private folder
             signal.signal(sig, lambda signum, frame: server.send_signal(signum))
         return server.wait()
