@@ -3,6 +3,7 @@ fuzz test: every outcome is exit 0 with correct output, or exit 2 with one stder
 import contextlib
 import io
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -168,7 +169,7 @@ def test_sigterm_during_training_leaves_nothing_behind(tmp_path, empty_root):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
-        while not list(tmp_path.glob("nested/.run.*/best.keras")):  # the first checkpoint is in the stage
+        while not list(tmp_path.glob("nested/run/.staging.*/best.keras")):  # the first checkpoint: in the stage
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no checkpoint written in time"
             time.sleep(0.2)
@@ -181,6 +182,27 @@ def test_sigterm_during_training_leaves_nothing_behind(tmp_path, empty_root):
     assert err.strip().splitlines()[-1] == "train-redshift: terminated"
     assert not (tmp_path / "nested").exists(), list(tmp_path.rglob("*"))
     assert not (tmp_path / "assets").exists(), "a CLI writes nothing outside its --output-dir"
+
+
+def test_an_output_folder_that_is_a_mount_point_receives_the_outputs(tmp_path):
+    """A Docker volume (or any mount point) as --output-dir: files staged elsewhere could not be renamed into
+    it (EXDEV); staged inside it they are. A tmpfs mounted in a private mount namespace stands in for it."""
+    if os.getuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("mounting a tmpfs needs root and unshare(1)")
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespaces here: {probe.stderr.strip()}")
+    out = tmp_path / "volume"
+    out.mkdir()
+    script = (f"mount -t tmpfs casebook-volume {out} && {PY} -m casebook.cli.train_classifier --model "
+              f"logistic-regression --n-samples 300 --cv 2 --output-dir {out} && ls -A {out} && "
+              f"{PY} -m casebook.cli.predict_classification --model {out}/model.skops")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    listed = r.stdout.split("wall)")[1].split()[:3]
+    assert sorted(listed) == ["metrics.json", "model.skops", "validation.csv"], r.stdout
+    assert "accuracy" in r.stdout.split("predicted")[-1]
 
 
 def test_outputs_honour_the_umask(tmp_path, model_dir):

@@ -187,18 +187,17 @@ def _missing_parents(folder: Path) -> list[Path]:
 
 @contextmanager
 def staged_output(folder: Path):
-    """Yield a staging folder next to ``folder``; on success move its files into ``folder`` (created),
-    on failure (an error, Ctrl-C, SIGTERM) delete it, and any parent folder it had to create: the output
-    directory never holds a half-written result."""
+    """Yield a staging folder inside ``folder`` (created); on success move its files into ``folder``, on
+    failure (an error, Ctrl-C, SIGTERM) delete it, and any folder it had to create: the output directory
+    never holds a half-written result. Staging inside the target keeps every rename on one filesystem, also
+    when ``folder`` is a mount point (a Docker volume, a tmpfs)."""
     check_writable_dir(folder)
     created = _missing_parents(folder)
-    parent = folder.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging.", dir=folder))
     ok = False
     try:
         yield stage
-        folder.mkdir(parents=True, exist_ok=True)
         for f in stage.iterdir():
             os.replace(f, folder / f.name)
         ok = True
