@@ -88,7 +88,7 @@ def commit_state() -> dict:
         path = line[3:].split(" -> ")[-1].strip('"')
         if path.startswith(WRITTEN_BY_RUNS):
             continue
-        if path.startswith("notebooks/") and path.endswith(".ipynb") and line[:2].strip() == "M":
+        if path.startswith("notebooks/") and path.endswith(".ipynb") and set(line[:2].strip()) == {"M"}:
             if not _notebook_code_changed(path):
                 continue
         changed.append(path)
