@@ -10,8 +10,10 @@ MLFLOW_DIR  ?= $(or $(CASEBOOK_MLFLOW),$(CURDIR))
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 COLAB_VENV ?= /tmp/casebook-colab-venv
 COLAB_NOTEBOOK ?= notebooks/03_synthetic_classification.ipynb
+TORCH_INDEX ?=
+TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 
-.PHONY: help venv test notebooks results verify lab mlflow-ui data-check colab-check clean
+.PHONY: help venv test notebooks results verify lab mlflow-ui data-check colab-check docker-check clean
 
 help:
 	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
@@ -21,6 +23,7 @@ help:
 	@echo "make results     rebuild the README results table from assets/results/*.json"
 	@echo "make verify NB=05  re-execute notebook(s) on a scratch copy and compare with the committed numbers"
 	@echo "make data-check  verify every dataset in the data root (CASEBOOK_DATA)"
+	@echo "make docker-check opt-in: build the image and run every compose service against a Docker daemon"
 	@echo "make colab-check opt-in: Colab's install path (pyproject dependencies only) in a scratch venv,"
 	@echo "                 then notebook $(COLAB_NOTEBOOK) in smoke mode"
 
@@ -28,9 +31,12 @@ venv: $(STAMP)
 
 # The one install recipe (the Dockerfile calls `make venv`). triton is removed because TensorFlow and
 # triton in one process segfault, and nothing here needs triton on a CPU.
+# TORCH_INDEX (optional): a package index to take torch and torchvision from first, e.g. PyTorch's CPU-only
+# wheels (https://download.pytorch.org/whl/cpu); PyPI's x86-64 Linux builds carry CUDA.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip uninstall --quiet -y triton
@@ -70,6 +76,12 @@ colab-check:
 	$(COLAB_VENV)/bin/python -m pip install --quiet -e ".[colab]"
 	CASEBOOK_OUTPUTS=$(COLAB_VENV)/outputs CASEBOOK_MLFLOW=$(COLAB_VENV)/mlflow $(COLAB_VENV)/bin/python \
 	  -m casebook.notebooks --smoke --out $(COLAB_VENV)/executed $(COLAB_NOTEBOOK)
+
+# Opt-in (not part of `make test`): needs a Docker daemon. Builds the image, runs lab, training, prediction, db
+# and mlflow as docker-compose.yml defines them (on the host network, loopback only), checks each, and removes
+# everything it made.
+docker-check: $(STAMP)
+	$(BIN)/python scripts/docker_check.py
 
 clean:
 	rm -rf .pytest_cache build src/*.egg-info
