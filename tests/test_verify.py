@@ -73,8 +73,10 @@ def test_compare_applies_the_declared_tolerance():
 def test_bad_arguments_and_missing_data_are_one_line_and_exit_2(tmp_path, capsys, empty_root):
     results = tmp_path / "results"
     results.mkdir()
+    record = {"data_files": {"mnist/train-images-idx3-ubyte.gz": "0" * 64}}  # what the committed run read
     (results / "mnist.json").write_text(json.dumps({"case": "mnist", "runtimes": {"05_mnist_cnn": 1.0},
-                                                    "models": _models(), "best": "a"}))
+                                                    "models": _models(), "best": "a",
+                                                    "provenance": {"05_mnist_cnn": record}}))
     for argv, expected in ((["99"], "no notebook matches '99'"),
                            (["05", "--no-execute"], "--no-execute compares an earlier rerun"),
                            (["05", "--bogus"], "unrecognized arguments"),

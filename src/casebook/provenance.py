@@ -141,6 +141,35 @@ def collect(wall_s: float | None = None) -> dict:
     }
 
 
+def current_notebook(names) -> str | None:
+    """The notebook this process executes (``CASEBOOK_NOTEBOOK``, set by the runner), else the last of
+    ``names`` (a notebook run by hand in Jupyter)."""
+    names = list(names)
+    return os.environ.get(NOTEBOOK_ENV) or (names[-1] if names else None)
+
+
+def per_notebook(previous: dict | None, runtimes: dict, models) -> tuple[dict, dict]:
+    """``(provenance, models_by_notebook)`` of a results file being written: this process's provenance and
+    models under its notebook's name, beside the entries the ``previous`` file of the same case kept for the
+    other notebooks that still contribute (notebook 01's, when 02 rewrites the file with its MLPs added)."""
+    current = current_notebook(runtimes)
+    previous = previous or {}
+    others = [nb for nb in runtimes if nb != current]
+    prov = {nb: p for nb, p in previous.get("provenance", {}).items() if nb in others}
+    owned = {nb: [m for m in ms if m in models] for nb, ms in previous.get("models_by_notebook", {}).items()
+             if nb in others}
+    claimed = {m for ms in owned.values() for m in ms}
+    owned[current] = [m for m in models if m not in claimed]
+    prov[current] = collect(runtimes.get(current))
+    return prov, owned
+
+
+def datasets_read(record: dict) -> list[str]:
+    """The registry datasets whose files a provenance record says were verified (``mnist/…`` → ``mnist``)."""
+    keys = {name.split("/")[0] for name in record.get("data_files", {})}
+    return sorted(k for k in keys if k in data.REGISTRY)
+
+
 def summary_line(record: dict) -> str:
     """One line for a notebook's last cell: commit (dirty or clean), mode, versions, device."""
     commit = (record.get("commit") or "no commit")[:10]

@@ -6,7 +6,6 @@ Figures go to ``assets/<notebook>/<name>.png`` (:func:`save_fig`); results to ``
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import time
@@ -600,24 +599,6 @@ def tolerance(rule: str, reason: str | None = None) -> dict:
     return {"rule": rule, "reason": reason or TOLERANCE_RULES[rule]}
 
 
-def _per_notebook(case: str, runtimes: Mapping[str, float], models: Mapping) -> tuple[dict, dict]:
-    """``(provenance, models_by_notebook)``: this process's provenance and models under its notebook's name,
-    beside the entries a previous results file of the same case kept for the other notebooks that still
-    contribute (e.g. notebook 01's, when 02 rewrites the file with its MLPs added)."""
-    from . import provenance
-
-    current = os.environ.get(provenance.NOTEBOOK_ENV) or list(runtimes)[-1]
-    previous = read_results(case) or {}
-    others = [nb for nb in runtimes if nb != current]
-    prov = {nb: p for nb, p in previous.get("provenance", {}).items() if nb in others}
-    owned = {nb: [m for m in ms if m in models] for nb, ms in previous.get("models_by_notebook", {}).items()
-             if nb in others}
-    claimed = {m for ms in owned.values() for m in ms}
-    owned[current] = [m for m in models if m not in claimed]
-    prov[current] = provenance.collect(runtimes.get(current))
-    return prov, owned
-
-
 def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str, float], models: Mapping,
                   best: str, extra: Mapping | None = None, selection: Mapping | None = None,
                   best_kind: str = "", tolerances: Mapping | None = None) -> Path:
@@ -642,7 +623,9 @@ def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str,
     if "rule" in tolerances:
         tolerances = dict.fromkeys(d["models"], dict(tolerances))
     d["tolerances"] = {m: dict(tolerances.get(m) or tolerance("ci_half_width")) for m in d["models"]}
-    d["provenance"], d["models_by_notebook"] = _per_notebook(case, runtimes, d["models"])
+    from . import provenance
+
+    d["provenance"], d["models_by_notebook"] = provenance.per_notebook(read_results(case), runtimes, d["models"])
     validate_results(d)
     path = config.results_dir() / f"{case}.json"
     _atomic_write_text(path, json.dumps(d, indent=2, default=float) + "\n")
@@ -654,8 +637,7 @@ def provenance_line(case: str) -> str:
     from . import provenance
 
     entries = (read_results(case) or {}).get("provenance", {})
-    current = os.environ.get(provenance.NOTEBOOK_ENV)
-    record = entries.get(current) if current in entries else next(reversed(entries.values()), None)
+    record = entries.get(provenance.current_notebook(entries))
     return provenance.summary_line(record) if record else "provenance: no results file written yet"
 
 

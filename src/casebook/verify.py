@@ -25,9 +25,6 @@ from . import config, data, notebooks, provenance, report
 PROG = "verify"
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 EXACT = 1e-6  # results files round to 6 decimals
-# The datasets each notebook reads in full mode (07 simulates its data when the survey's files are absent).
-NOTEBOOK_DATA = {"01": ("magic-gamma",), "02": ("magic-gamma",), "03": (), "04": ("california-housing",),
-                 "05": ("mnist",), "06": ("fashion-mnist",), "07": (), "08": ("chest-xray", "weights")}
 
 
 class VerifyError(Exception):
@@ -55,16 +52,18 @@ def resolve(names: list[str], folder: Path | None = None) -> list[Path]:
     return chosen
 
 
-def check_data(paths: list[Path], smoke: bool) -> None:
-    """Full mode needs each notebook's datasets in the data root (verified, never downloaded here)."""
+def check_data(committed: dict[str, list[dict]], smoke: bool) -> None:
+    """Full mode needs, in the data root (verified, never downloaded here), every dataset the committed
+    provenance says each notebook read."""
     if smoke:
         return
-    for path in paths:
-        for key in NOTEBOOK_DATA.get(path.stem[:2], ()):
+    for stem, files in committed.items():
+        keys = {k for d in files for k in provenance.datasets_read(d.get("provenance", {}).get(stem, {}))}
+        for key in sorted(keys):
             try:
                 data.dataset_dir(key, download=False)
             except data.DataError as e:
-                raise VerifyError(f"{path.stem} needs dataset {key!r}: {str(e).splitlines()[0]}") from None
+                raise VerifyError(f"{stem} needs dataset {key!r}: {str(e).splitlines()[0]}") from None
 
 
 def committed_results(stem: str, results_dir: Path) -> list[dict]:
@@ -176,7 +175,7 @@ def verify(args) -> int:
     empty = [stem for stem, files in committed.items() if not files]
     if empty:
         raise VerifyError(f"no committed results of {', '.join(empty)} in {config.display_path(committed_dir)}")
-    check_data(paths, args.smoke)
+    check_data(committed, args.smoke)
     scratch_root = args.scratch or Path(tempfile.mkdtemp(prefix="casebook-verify."))
     failed = False
     try:
