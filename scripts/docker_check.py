@@ -17,6 +17,7 @@ network with the service names mapped to 127.0.0.1 (works wherever Docker runs o
 network): every server is bound to loopback and to a free port. Needs DOCKER_HOST (or the default socket).
 Exit code 0 when every step passes, 1 otherwise, 2 when no Docker daemon answers.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,6 +70,7 @@ def substitute(value, env: dict):
         if op == ":?":
             raise SystemExit(f"docker-check: {name} is required ({arg})")
         return (arg or "") if op == ":-" else env.get(name, "")
+
     return VARIABLE.sub(one, value)
 
 
@@ -145,9 +147,14 @@ def main() -> int:
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     uid = os.getuid() if os.getuid() != 0 else 1000  # root's checkout: the image's default user
     token = secret(32)
-    env = {"POSTGRES_PASSWORD": secret(), "MLFLOW_AUTH_ADMIN_PASSWORD": secret(),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": secret(48), "MLFLOW_TRACKING_USERNAME": "checker",
-           "MLFLOW_TRACKING_PASSWORD": secret(), "CASEBOOK_UID": str(uid)}
+    env = {
+        "POSTGRES_PASSWORD": secret(),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": secret(),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret(48),
+        "MLFLOW_TRACKING_USERNAME": "checker",
+        "MLFLOW_TRACKING_PASSWORD": secret(),
+        "CASEBOOK_UID": str(uid),
+    }
     ports = {p: free_port() for p in COMPOSE_PORTS}
     image = f"casebook:{PROJECT}-{secrets.token_hex(4)}"
     canary = ROOT / ".env"
@@ -175,79 +182,140 @@ def main() -> int:
 
 def run_check(check: Check, spec: dict, env: dict, ports: dict, image: str, token: str, uid: int) -> None:
     t0 = time.monotonic()
-    build = docker("build", "--network", "host", "--build-arg", f"UID={uid}", "-t", image, str(ROOT),
-                   check=False, timeout=3600)
+    build = docker(
+        "build", "--network", "host", "--build-arg", f"UID={uid}", "-t", image, str(ROOT), check=False, timeout=3600
+    )
     size = docker("image", "inspect", "-f", "{{.Size}}", image, check=False).stdout.strip()
     gb = f"{int(size) / 1e9:.2f} GB" if size.isdigit() else "?"
-    if not check.step("image builds", build.returncode == 0,
-                      f"{time.monotonic() - t0:.0f} s, {gb}" if build.returncode == 0 else build.stderr[-1500:]):
+    if not check.step(
+        "image builds",
+        build.returncode == 0,
+        f"{time.monotonic() - t0:.0f} s, {gb}" if build.returncode == 0 else build.stderr[-1500:],
+    ):
         return
 
     # 2. lab: the image's own command, on loopback and a free port, with a known token
     cmd = json.loads(docker("image", "inspect", "-f", "{{json .Config.Cmd}}", image).stdout)
     lab = run_args(spec, "lab", env, image, ports) + [remap(c, {8888: ports[8888]}) for c in cmd]
-    lab[lab.index(image):lab.index(image)] = ["-e", f"JUPYTER_TOKEN={token}"]
+    lab[lab.index(image) : lab.index(image)] = ["-e", f"JUPYTER_TOKEN={token}"]
     docker("run", "-d", *lab)
     url = f"http://127.0.0.1:{ports[8888]}"
     wait_for("JupyterLab", lambda: http(f"{url}/api/status")[0] in (200, 401, 403))
     anonymous = http(f"{url}/api/status")[0]
     with_token = http(f"{url}/api/status", {"Authorization": f"token {token}"})[0]
-    check.step("lab answers only with its token", anonymous in (401, 403) and with_token == 200,
-               f"without: {anonymous}, with: {with_token}")
+    check.step(
+        "lab answers only with its token",
+        anonymous in (401, 403) and with_token == 200,
+        f"without: {anonymous}, with: {with_token}",
+    )
     who = docker("exec", f"{PROJECT}-lab", "id", "-u").stdout.strip()
     check.step("lab runs as CASEBOOK_UID", who == str(uid), f"uid {who}")
     seen = docker("exec", f"{PROJECT}-lab", "sh", "-c", "env; find /home/casebook -name .env", check=False).stdout
-    leaked = [k for k in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
-              if env[k] in seen]
-    check.step("no .env and no server secret inside lab", not leaked and ".env" not in seen,
-               f"leaked: {leaked}" if leaked else "")
+    leaked = [
+        k
+        for k in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
+        if env[k] in seen
+    ]
+    check.step(
+        "no .env and no server secret inside lab",
+        not leaked and ".env" not in seen,
+        f"leaked: {leaked}" if leaked else "",
+    )
 
     # 3. notebook 03, smoke mode, inside lab (a local MLflow store in the container)
-    nb = docker("exec", "-e", "CASEBOOK_MLFLOW_URI=", "-e", "CASEBOOK_OUTPUTS=/tmp/check",
-                "-e", "CASEBOOK_MLFLOW=/tmp/check/mlflow", f"{PROJECT}-lab", "python", "-m", "casebook.notebooks",
-                "--smoke", "--out", "/tmp/check/executed", "notebooks/03_synthetic_classification.ipynb",
-                check=False, timeout=900)
+    nb = docker(
+        "exec",
+        "-e",
+        "CASEBOOK_MLFLOW_URI=",
+        "-e",
+        "CASEBOOK_OUTPUTS=/tmp/check",
+        "-e",
+        "CASEBOOK_MLFLOW=/tmp/check/mlflow",
+        f"{PROJECT}-lab",
+        "python",
+        "-m",
+        "casebook.notebooks",
+        "--smoke",
+        "--out",
+        "/tmp/check/executed",
+        "notebooks/03_synthetic_classification.ipynb",
+        check=False,
+        timeout=900,
+    )
     problems = [line for line in nb.stdout.splitlines() if line.startswith("  ! ") and "absolute path" not in line]
-    check.step("notebook 03 runs in lab (smoke mode)", nb.returncode == 0 and not problems,
-               "; ".join(problems)[:600] or nb.stdout.strip().splitlines()[-1] if nb.stdout else nb.stderr[-600:])
+    check.step(
+        "notebook 03 runs in lab (smoke mode)",
+        nb.returncode == 0 and not problems,
+        "; ".join(problems)[:600] or nb.stdout.strip().splitlines()[-1] if nb.stdout else nb.stderr[-600:],
+    )
 
     # 4. training, then prediction, through the named volume, with the compose file's defaults
     train = docker("run", "--rm", *run_args(spec, "training", env, image, ports), check=False, timeout=900)
-    check.step("training writes its model into the output volume", train.returncode == 0,
-               (train.stdout.strip().splitlines() or [""])[-1] if train.returncode == 0 else train.stderr[-600:])
+    check.step(
+        "training writes its model into the output volume",
+        train.returncode == 0,
+        (train.stdout.strip().splitlines() or [""])[-1] if train.returncode == 0 else train.stderr[-600:],
+    )
     predict = docker("run", "--rm", *run_args(spec, "prediction", env, image, ports), check=False, timeout=900)
     accuracy = re.search(r"accuracy: ([\d.]+)", predict.stdout)
-    check.step("prediction reads it back from the volume", predict.returncode == 0 and accuracy is not None,
-               f"accuracy {accuracy.group(1)}" if accuracy else predict.stderr[-600:])
+    check.step(
+        "prediction reads it back from the volume",
+        predict.returncode == 0 and accuracy is not None,
+        f"accuracy {accuracy.group(1)}" if accuracy else predict.stderr[-600:],
+    )
 
     # 5. db + mlflow; a run logged from lab with a user's login, refused without it
     docker("run", "-d", *run_args(spec, "db", env, image, ports))
     ready = spec["services"]["db"]["healthcheck"]["test"][-1]
-    wait_for("PostgreSQL", lambda: docker("exec", f"{PROJECT}-db", "sh", "-c", f"PGPORT={ports[5432]} {ready}",
-                                          check=False).returncode == 0)
+    wait_for(
+        "PostgreSQL",
+        lambda: (
+            docker("exec", f"{PROJECT}-db", "sh", "-c", f"PGPORT={ports[5432]} {ready}", check=False).returncode == 0
+        ),
+    )
     docker("run", "-d", *run_args(spec, "mlflow", env, image, ports))
     server = f"http://127.0.0.1:{ports[5000]}"
     wait_for("the MLflow server", lambda: http(f"{server}/health")[0] == 200, seconds=240)
     admin = base64.b64encode(f"admin:{env['MLFLOW_AUTH_ADMIN_PASSWORD']}".encode()).decode()
-    created = http(f"{server}/api/2.0/mlflow/users/create", {"Authorization": f"Basic {admin}",
-                                                             "Content-Type": "application/json"},
-                   json.dumps({"username": env["MLFLOW_TRACKING_USERNAME"],
-                               "password": env["MLFLOW_TRACKING_PASSWORD"]}).encode())
+    created = http(
+        f"{server}/api/2.0/mlflow/users/create",
+        {"Authorization": f"Basic {admin}", "Content-Type": "application/json"},
+        json.dumps({"username": env["MLFLOW_TRACKING_USERNAME"], "password": env["MLFLOW_TRACKING_PASSWORD"]}).encode(),
+    )
     check.step("the MLflow server (PostgreSQL, logins) creates a user", created[0] == 200, created[1][:200])
-    log = ("from casebook import tracking\n"
-           "with tracking.run('docker-check', 'from-lab') as r:\n"
-           "    tracking.log_metrics({'answer': 42.0})\n"
-           "print(r.info.run_id)\n")
+    log = (
+        "from casebook import tracking\n"
+        "with tracking.run('docker-check', 'from-lab') as r:\n"
+        "    tracking.log_metrics({'answer': 42.0})\n"
+        "print(r.info.run_id)\n"
+    )
     logged = docker("exec", f"{PROJECT}-lab", "python", "-c", log, check=False, timeout=300)
     run_id = logged.stdout.strip().splitlines()[-1] if logged.returncode == 0 and logged.stdout.strip() else ""
     user = base64.b64encode(f"{env['MLFLOW_TRACKING_USERNAME']}:{env['MLFLOW_TRACKING_PASSWORD']}".encode())
     landed = http(f"{server}/api/2.0/mlflow/runs/get?run_id={run_id}", {"Authorization": f"Basic {user.decode()}"})
-    check.step("lab logs a run with the user's login", landed[0] == 200 and '"answer"' in landed[1],
-               run_id or logged.stderr[-600:])
-    refused = docker("exec", "-e", "MLFLOW_TRACKING_USERNAME=", "-e", "MLFLOW_TRACKING_PASSWORD=",
-                     f"{PROJECT}-lab", "python", "-c", log, check=False, timeout=300)
-    check.step("lab without a login is refused (401)", refused.returncode != 0 and "401" in refused.stderr,
-               refused.stderr.strip().splitlines()[-1][:300] if refused.stderr.strip() else "")
+    check.step(
+        "lab logs a run with the user's login",
+        landed[0] == 200 and '"answer"' in landed[1],
+        run_id or logged.stderr[-600:],
+    )
+    refused = docker(
+        "exec",
+        "-e",
+        "MLFLOW_TRACKING_USERNAME=",
+        "-e",
+        "MLFLOW_TRACKING_PASSWORD=",
+        f"{PROJECT}-lab",
+        "python",
+        "-c",
+        log,
+        check=False,
+        timeout=300,
+    )
+    check.step(
+        "lab without a login is refused (401)",
+        refused.returncode != 0 and "401" in refused.stderr,
+        refused.stderr.strip().splitlines()[-1][:300] if refused.stderr.strip() else "",
+    )
 
     # 6. docker stop: tini forwards SIGTERM, Jupyter shuts down (no `make` as PID 1, nothing reinstalled)
     t1 = time.monotonic()
@@ -259,8 +327,12 @@ def run_check(check: Check, spec: dict, env: dict, ports: dict, image: str, toke
 def compose_equivalents(env: dict | None = None) -> dict[str, list[str]]:
     """The ``docker run`` arguments of every service (for tests: they follow the compose file)."""
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    env = env or {"POSTGRES_PASSWORD": "p", "MLFLOW_AUTH_ADMIN_PASSWORD": "a",
-                  "MLFLOW_FLASK_SERVER_SECRET_KEY": "k", "CASEBOOK_UID": "1000"}
+    env = env or {
+        "POSTGRES_PASSWORD": "p",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "a",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "k",
+        "CASEBOOK_UID": "1000",
+    }
     ports = {p: p for p in COMPOSE_PORTS}
     return {s: run_args(spec, s, env, "casebook:latest", ports) for s in spec["services"]}
 

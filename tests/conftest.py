@@ -1,4 +1,5 @@
 """Shared fixtures. Every test writes assets and MLflow runs into temp folders, never into the repository."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Case study 2: the command-line tools, end to end through subprocesses."""
+
 import json
 import os
 import subprocess
@@ -7,6 +8,8 @@ import time
 
 import pandas as pd
 import pytest
+
+from casebook.models import redshift_nets, tabular
 
 PY = sys.executable
 
@@ -35,6 +38,7 @@ def inproc(capsys):
             code = e.code
         out = capsys.readouterr()
         return _Result(code, out.out, out.err)
+
     return call
 
 
@@ -94,13 +98,31 @@ def test_train_on_a_user_csv_with_reordered_columns_at_predict_time(tmp_path, tr
     d, _ = trained["logistic-regression"]
     df = pd.read_csv(d / "validation.csv").rename(columns={"target": "label"})
     df.to_csv(tmp_path / "mine.csv", index=False)
-    r = cli("train", "--model", "logistic-regression", "--data", tmp_path / "mine.csv", "--target", "label",
-            "--cv", 2, "--output-dir", tmp_path / "m")
+    r = cli(
+        "train",
+        "--model",
+        "logistic-regression",
+        "--data",
+        tmp_path / "mine.csv",
+        "--target",
+        "label",
+        "--cv",
+        2,
+        "--output-dir",
+        tmp_path / "m",
+    )
     assert r.returncode == 0, r.stderr
     shuffled = df[list(reversed(df.columns))]
     shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
-    r = cli("predict", "--model", tmp_path / "m" / "model.skops", "--data", tmp_path / "shuffled.csv",
-            "--output", tmp_path / "p.csv")
+    r = cli(
+        "predict",
+        "--model",
+        tmp_path / "m" / "model.skops",
+        "--data",
+        tmp_path / "shuffled.csv",
+        "--output",
+        tmp_path / "p.csv",
+    )
     assert r.returncode == 0 and "accuracy:" in r.stdout
 
 
@@ -110,8 +132,22 @@ def _csv(tmp_path, name, text):
     return p
 
 
-@pytest.mark.parametrize("case", ["unknown-model", "missing-csv", "empty-csv", "header-only", "non-numeric",
-                                  "nan", "inf", "target-absent", "cv-too-small", "unwritable", "bad-generator"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown-model",
+        "missing-csv",
+        "empty-csv",
+        "header-only",
+        "non-numeric",
+        "nan",
+        "inf",
+        "target-absent",
+        "cv-too-small",
+        "unwritable",
+        "bad-generator",
+    ],
+)
 def test_train_bad_input_exits_2_and_writes_nothing(tmp_path, case, inproc):
     out = tmp_path / "out"
     good = "a,b,y\n" + "\n".join(f"{i},{i % 7},{i % 2}" for i in range(40)) + "\n"
@@ -141,8 +177,20 @@ def test_train_bad_input_exits_2_and_writes_nothing(tmp_path, case, inproc):
     assert not [p for p in tmp_path.rglob(".out.*")], "no staging folder left behind"
 
 
-@pytest.mark.parametrize("case", ["missing-model", "corrupt-model", "missing-column", "extra-column",
-                                  "non-numeric", "nan", "empty", "header-only", "other-features"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing-model",
+        "corrupt-model",
+        "missing-column",
+        "extra-column",
+        "non-numeric",
+        "nan",
+        "empty",
+        "header-only",
+        "other-features",
+    ],
+)
 def test_predict_bad_input_exits_2_and_writes_nothing(tmp_path, trained, case, inproc):
     d, _ = trained["svm"]
     model = d / "model.skops"
@@ -168,8 +216,12 @@ def test_predict_bad_input_exits_2_and_writes_nothing(tmp_path, trained, case, i
         data.write_text(",".join(val.columns) + "\n")
     elif case == "other-features":  # a model trained on different features
         other = tmp_path / "other"
-        assert inproc("train", "--n-features", 6, "--n-informative", 3, "--n-samples", 300, "--cv", 2,
-                      "--output-dir", other).returncode == 0
+        assert (
+            inproc(
+                "train", "--n-features", 6, "--n-informative", 3, "--n-samples", 300, "--cv", 2, "--output-dir", other
+            ).returncode
+            == 0
+        )
         model = other / "model.skops"
         val.to_csv(data, index=False)
     out = tmp_path / "pred.csv"
@@ -184,18 +236,20 @@ def test_help_is_fast_and_imports_no_framework():
         r = cli(tool, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout
         assert time.perf_counter() - t0 < 2.0
-    code = ("import sys; sys.argv=['x','--help']\nimport casebook.cli.train_classifier as t\n"
-            "try: t.build_parser().parse_args(['--help'])\nexcept SystemExit: pass\n"
-            "bad=[m for m in ('torch','tensorflow','sklearn','mlflow') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys; sys.argv=['x','--help']\nimport casebook.cli.train_classifier as t\n"
+        "try: t.build_parser().parse_args(['--help'])\nexcept SystemExit: pass\n"
+        "bad=[m for m in ('torch','tensorflow','sklearn','mlflow') if m in sys.modules]; print(bad)"
+    )
     r = subprocess.run([PY, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().endswith("[]"), r.stdout
 
 
 def test_cli_choices_match_the_package():
     """The tools keep import-free copies of the package's names (for a fast --help); they must not drift."""
-    from casebook import models, redshift
+    from casebook import redshift
     from casebook.cli import train_classifier, train_redshift
 
-    assert train_classifier.MODELS == models.TABULAR_MODELS
-    assert set(train_redshift.MODELS) == set(models.REDSHIFT_MODELS)
+    assert train_classifier.MODELS == tabular.TABULAR_MODELS
+    assert set(train_redshift.MODELS) == set(redshift_nets.NETWORKS)
     assert train_redshift.TARGETS == redshift.TARGETS and train_redshift.INPUTS == redshift.INPUTS

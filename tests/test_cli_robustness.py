@@ -1,5 +1,6 @@
 """Degenerate input, bad paths, interruption and file modes for the command-line tools, plus a property-based
 fuzz test: every outcome is exit 0 with correct output, or exit 2 with one stderr line and nothing written."""
+
 import contextlib
 import io
 import os
@@ -15,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from casebook import persistence
 from casebook.cli import predict_classification, train_classifier, train_redshift
+from casebook.training import search
 
 PY = sys.executable
 
@@ -61,8 +65,19 @@ def write(path: Path, text: str) -> Path:
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("robust")
     data = write(d / "train.csv", csv_text())
-    code, _, err = call(train_classifier.main, "--model", "logistic-regression", "--data", data, "--target",
-                        "target", "--cv", 2, "--output-dir", d / "model")
+    code, _, err = call(
+        train_classifier.main,
+        "--model",
+        "logistic-regression",
+        "--data",
+        data,
+        "--target",
+        "target",
+        "--cv",
+        2,
+        "--output-dir",
+        d / "model",
+    )
     assert code == 0, err
     return d / "model"
 
@@ -108,12 +123,10 @@ def test_output_that_is_a_directory_is_refused_before_predicting(tmp_path, model
 
 
 def test_an_uncreatable_output_dir_is_refused_before_training(tmp_path, monkeypatch):
-    from casebook import training
-
     def must_not_train(*a, **k):
         raise AssertionError("trained before checking the output directory")
 
-    monkeypatch.setattr(training, "train_tabular", must_not_train)
+    monkeypatch.setattr(search, "train_tabular", must_not_train)
     r = call(train_classifier.main, "--n-samples", 200, "--output-dir", "/proc/casebook-cannot-exist/out")
     assert_one_line_exit_2(r, "cannot be created")
 
@@ -123,8 +136,6 @@ def test_skops_bundles_of_the_wrong_shape_are_refused(tmp_path, model_dir, case)
     import skops.io as sio
     from sklearn.preprocessing import StandardScaler
 
-    from casebook import models
-
     bundle = sio.load(model_dir / "model.skops", trusted=sio.get_untrusted_types(file=model_dir / "model.skops"))
     if case == "not-a-bundle":
         bundle = ["pipeline", "features"]
@@ -132,19 +143,29 @@ def test_skops_bundles_of_the_wrong_shape_are_refused(tmp_path, model_dir, case)
         bundle["pipeline"] = StandardScaler().fit(np.zeros((3, 4)))
     else:
         bundle["features"] = bundle["features"][:2]
-    path = models.save_skops(bundle, tmp_path / "odd.skops")
-    r = call(predict_classification.main, "--model", path, "--data", model_dir / "validation.csv",
-             "--output", tmp_path / "p.csv")
+    path = persistence.save_skops(bundle, tmp_path / "odd.skops")
+    r = call(
+        predict_classification.main,
+        "--model",
+        path,
+        "--data",
+        model_dir / "validation.csv",
+        "--output",
+        tmp_path / "p.csv",
+    )
     assert_one_line_exit_2(r, "not a train-classifier model")
     assert not (tmp_path / "p.csv").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--n-objects", "5"], "--n-objects must be at least"),
-    (["--lr", "nan"], "--lr must be a positive finite number"),
-    (["--lr", "-1"], "--lr must be a positive finite number"),
-    (["--threshold", "inf"], "--threshold must be"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--n-objects", "5"], "--n-objects must be at least"),
+        (["--lr", "nan"], "--lr must be a positive finite number"),
+        (["--lr", "-1"], "--lr must be a positive finite number"),
+        (["--threshold", "inf"], "--threshold must be"),
+    ],
+)
 def test_train_redshift_refuses_bad_numbers_before_loading_anything(tmp_path, args, words):
     r = call(train_redshift.main, *args, "--output-dir", tmp_path / "o")
     assert_one_line_exit_2(r, words)
@@ -164,9 +185,25 @@ def test_train_redshift_refuses_a_single_class_threshold(tmp_path, empty_root, m
 def test_sigterm_during_training_leaves_nothing_behind(tmp_path, empty_root):
     out = tmp_path / "nested" / "run"
     env = {**os.environ, "CASEBOOK_ASSETS": str(tmp_path / "assets"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([PY, "-m", "casebook.cli.train_redshift", "--n-objects", "600", "--epochs", "300",
-                             "--batch-size", "16", "--output-dir", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "casebook.cli.train_redshift",
+            "--n-objects",
+            "600",
+            "--epochs",
+            "300",
+            "--batch-size",
+            "16",
+            "--output-dir",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not list(tmp_path.glob("nested/run/.staging.*/best.keras")):  # the first checkpoint: in the stage
@@ -194,11 +231,17 @@ def test_an_output_folder_that_is_a_mount_point_receives_the_outputs(tmp_path):
         pytest.skip(f"no mount namespaces here: {probe.stderr.strip()}")
     out = tmp_path / "volume"
     out.mkdir()
-    script = (f"mount -t tmpfs casebook-volume {out} && {PY} -m casebook.cli.train_classifier --model "
-              f"logistic-regression --n-samples 300 --cv 2 --output-dir {out} && ls -A {out} && "
-              f"{PY} -m casebook.cli.predict_classification --model {out}/model.skops")
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                       capture_output=True, text=True, timeout=300)
+    script = (
+        f"mount -t tmpfs casebook-volume {out} && {PY} -m casebook.cli.train_classifier --model "
+        f"logistic-regression --n-samples 300 --cv 2 --output-dir {out} && ls -A {out} && "
+        f"{PY} -m casebook.cli.predict_classification --model {out}/model.skops"
+    )
+    r = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     listed = r.stdout.split("wall)")[1].split()[:3]
     assert sorted(listed) == ["metrics.json", "model.skops", "validation.csv"], r.stdout
@@ -209,11 +252,19 @@ def test_outputs_honour_the_umask(tmp_path, model_dir):
     out = tmp_path / "predictions.csv"
     out.write_text("old\n")
     out.chmod(0o644)
-    subprocess.run([PY, "-m", "casebook.cli.predict_classification", "--model", model_dir / "model.skops",
-                    "--output", out], check=True, capture_output=True, preexec_fn=lambda: os.umask(0o022))
+    subprocess.run(
+        [PY, "-m", "casebook.cli.predict_classification", "--model", model_dir / "model.skops", "--output", out],
+        check=True,
+        capture_output=True,
+        preexec_fn=lambda: os.umask(0o022),
+    )
     assert stat.S_IMODE(out.stat().st_mode) == 0o644 and out.read_text() != "old\n"
-    subprocess.run([PY, "-m", "casebook.cli.predict_classification", "--model", model_dir / "model.skops",
-                    "--output", out], check=True, capture_output=True, preexec_fn=lambda: os.umask(0o077))
+    subprocess.run(
+        [PY, "-m", "casebook.cli.predict_classification", "--model", model_dir / "model.skops", "--output", out],
+        check=True,
+        capture_output=True,
+        preexec_fn=lambda: os.umask(0o077),
+    )
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert stat.S_IMODE((model_dir / "model.skops").stat().st_mode) == 0o666 & ~_umask()
 
@@ -239,7 +290,7 @@ def _mutate(text: str, ops: list, rng: np.random.Generator) -> bytes:
         i = int(rng.integers(len(rows))) if rows else 0
         if op == "drop-column" and len(header) > 1:
             header.pop(j)
-            rows = [r[:j] + r[j + 1:] for r in rows]
+            rows = [r[:j] + r[j + 1 :] for r in rows]
         elif op == "duplicate-column" and header:
             header.append(header[j])
             rows = [r + [r[j] if j < len(r) else ""] for r in rows]
@@ -248,8 +299,14 @@ def _mutate(text: str, ops: list, rng: np.random.Generator) -> bytes:
             header = [header[k] for k in order]
             rows = [[r[k] if k < len(r) else "" for k in order] for r in rows]
         elif op in ("text", "nan", "inf", "huge", "tiny", "negative-huge") and rows and rows[i]:
-            value = {"text": "abc", "nan": "", "inf": "inf", "huge": "1e400", "tiny": "1e-320",
-                     "negative-huge": "-1.7e308"}[op]
+            value = {
+                "text": "abc",
+                "nan": "",
+                "inf": "inf",
+                "huge": "1e400",
+                "tiny": "1e-320",
+                "negative-huge": "-1.7e308",
+            }[op]
             rows[i][j % len(rows[i])] = value
         elif op == "empty-lines":
             rows.insert(i, [])
@@ -270,9 +327,31 @@ def _mutate(text: str, ops: list, rng: np.random.Generator) -> bytes:
     return (b"\xef\xbb\xbf" if bom else b"") + raw
 
 
-OPS = st.lists(st.sampled_from(["drop-column", "duplicate-column", "reorder-columns", "text", "nan", "inf",
-                                "huge", "tiny", "negative-huge", "empty-lines", "ragged-row", "drop-rows", "bom",
-                                ";", "\t", "|", "truncate"]), min_size=0, max_size=3)
+OPS = st.lists(
+    st.sampled_from(
+        [
+            "drop-column",
+            "duplicate-column",
+            "reorder-columns",
+            "text",
+            "nan",
+            "inf",
+            "huge",
+            "tiny",
+            "negative-huge",
+            "empty-lines",
+            "ragged-row",
+            "drop-rows",
+            "bom",
+            ";",
+            "\t",
+            "|",
+            "truncate",
+        ]
+    ),
+    min_size=0,
+    max_size=3,
+)
 
 
 def _check_outcome(result, written: list[Path], n_expected_rows=None, output: Path | None = None):
@@ -288,8 +367,12 @@ def _check_outcome(result, written: list[Path], n_expected_rows=None, output: Pa
         assert not any(p.exists() for p in written), "something was written on failure"
 
 
-FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-                derandomize=True, database=None)
+FUZZ = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    derandomize=True,
+    database=None,
+)
 
 
 def fuzz(examples: int, tool_case) -> list[int]:
@@ -312,8 +395,9 @@ def fuzz(examples: int, tool_case) -> list[int]:
 def test_fuzz_predict_classification(model_dir, record_property):
     def predict(data: Path, folder: Path) -> int:
         output = folder / "pred.csv"
-        result = call(predict_classification.main, "--model", model_dir / "model.skops", "--data", data,
-                      "--output", output)
+        result = call(
+            predict_classification.main, "--model", model_dir / "model.skops", "--data", data, "--output", output
+        )
         rows = len(pd.read_csv(data, encoding="utf-8-sig")) if result[0] == 0 else None
         _check_outcome(result, [output], rows, output)
         assert not list(folder.glob(".pred.csv.*")), "temporary file left behind"
@@ -327,8 +411,19 @@ def test_fuzz_predict_classification(model_dir, record_property):
 def test_fuzz_train_classifier(record_property):
     def train(data: Path, folder: Path) -> int:
         out = folder / "out"
-        result = call(train_classifier.main, "--model", "logistic-regression", "--data", data, "--target",
-                      "target", "--cv", 2, "--output-dir", out)
+        result = call(
+            train_classifier.main,
+            "--model",
+            "logistic-regression",
+            "--data",
+            data,
+            "--target",
+            "target",
+            "--cv",
+            2,
+            "--output-dir",
+            out,
+        )
         _check_outcome(result, [out / "model.skops", out / "metrics.json", out / "validation.csv"])
         if result[0] != 0:
             assert not out.exists() and not list(folder.glob(".out.*"))

@@ -1,5 +1,6 @@
 """Colab, Kaggle and accelerators: badges and set-up cells come from the one repository URL; every torch path
 runs on config.device(); CPU results do not depend on the device plumbing."""
+
 import json
 import re
 import shutil
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from casebook import config, data, models, notebooks, training
+from casebook import config, data, notebooks
+from casebook.models import mlp, vision
+from casebook.training import mlp_classifier, torch_loop
 
 NOTEBOOKS = notebooks.list_notebooks()
 
@@ -19,8 +22,12 @@ def test_the_repository_url_is_written_once_in_pyproject():
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
     tracked = subprocess.run(["git", "ls-files"], cwd=config.REPO_ROOT, capture_output=True, text=True).stdout.split()
     slug = url.removeprefix("https://")
-    holders = sorted(f for f in tracked if f.endswith((".py", ".toml", ".md", ".ipynb", ".yml", ".cfg", ".txt"))
-                     and slug in (config.REPO_ROOT / f).read_text(errors="ignore"))
+    holders = sorted(
+        f
+        for f in tracked
+        if f.endswith((".py", ".toml", ".md", ".ipynb", ".yml", ".cfg", ".txt"))
+        and slug in (config.REPO_ROOT / f).read_text(errors="ignore")
+    )
     generated = {"README.md", *(f"notebooks/{p.name}" for p in NOTEBOOKS)}
     assert set(holders) - generated == {"pyproject.toml"}, holders
 
@@ -37,7 +44,7 @@ def test_badges_and_setup_cell_are_generated_from_the_url(path, tmp_path):
     setup = [c for c in nb["cells"] if c["cell_type"] == "code"][1]
     source = "".join(setup["source"])
     assert source == notebooks.setup_cell() and setup.get("outputs", []) == []
-    assert 'check=True' in source and f'REPOSITORY = "{config.repository_url()}"' in source
+    assert "check=True" in source and f'REPOSITORY = "{config.repository_url()}"' in source
     assert all(len(line) <= 100 for line in source.splitlines())
 
 
@@ -55,7 +62,8 @@ def test_the_setup_cell_fails_loudly_when_the_clone_fails(tmp_path, monkeypatch)
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
     code = notebooks.setup_cell(url=f"file://{tmp_path}/no-such-repo").replace(
-        "/kaggle/working/casebook", str(tmp_path / "checkout"))
+        "/kaggle/working/casebook", str(tmp_path / "checkout")
+    )
     with pytest.raises(subprocess.CalledProcessError):
         exec(compile(code, "setup-cell", "exec"), {})
     assert not (tmp_path / "checkout").exists()
@@ -63,8 +71,7 @@ def test_the_setup_cell_fails_loudly_when_the_clone_fails(tmp_path, monkeypatch)
 
 def test_config_device_picks_the_best_available_and_refuses_unavailable_ones(monkeypatch):
     monkeypatch.delenv("CASEBOOK_DEVICE", raising=False)
-    expected = "cuda" if torch.cuda.is_available() else (
-        "mps" if torch.backends.mps.is_available() else "cpu")
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert config.device().type == expected
     monkeypatch.setenv("CASEBOOK_DEVICE", "cpu")
     assert config.device() == torch.device("cpu") and config.describe_device().startswith("cpu (")
@@ -76,7 +83,7 @@ def test_config_device_picks_the_best_available_and_refuses_unavailable_ones(mon
         with pytest.raises(RuntimeError, match="sees 0 CUDA GPU"):
             config.device()
         with pytest.raises(RuntimeError, match="sees 0 CUDA GPU"):
-            models.TorchMLPClassifier(epochs=1, device="cuda").fit(np.zeros((20, 2)), np.arange(20) % 2)
+            mlp_classifier.TorchMLPClassifier(epochs=1, device="cuda").fit(np.zeros((20, 2)), np.arange(20) % 2)
     else:
         assert config.device("cuda:0").type == "cuda"
 
@@ -90,13 +97,13 @@ def _mlp_data(n=400):
 def test_the_mlp_trains_and_predicts_on_the_configured_device(monkeypatch):
     X, y = _mlp_data()
     dev = config.device()
-    clf = models.TorchMLPClassifier(epochs=3, seed=1).fit(X, y)
-    assert training.model_device(clf.model_) == dev
+    clf = mlp_classifier.TorchMLPClassifier(epochs=3, seed=1).fit(X, y)
+    assert torch_loop.model_device(clf.model_) == dev
     p = clf.predict_proba(X)
     assert isinstance(p, np.ndarray) and p.shape == (len(X), 2)
     monkeypatch.setenv("CASEBOOK_DEVICE", "cpu")
-    again = models.TorchMLPClassifier(epochs=3, seed=1).fit(X, y)
-    on_cpu = models.TorchMLPClassifier(epochs=3, seed=1, device="cpu").fit(X, y)
+    again = mlp_classifier.TorchMLPClassifier(epochs=3, seed=1).fit(X, y)
+    on_cpu = mlp_classifier.TorchMLPClassifier(epochs=3, seed=1, device="cpu").fit(X, y)
     np.testing.assert_array_equal(again.predict_proba(X), on_cpu.predict_proba(X))  # same seed, same numbers
 
 
@@ -108,33 +115,34 @@ def test_torch_fit_accumulates_exactly_like_python_floats():
 
     def fit():
         torch.manual_seed(0)
-        net = models.make_mlp(6, (8,), 2)
-        return net, training.torch_fit(net, x, t, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), epochs=2,
-                                       batch_size=32, seed=3)
+        net = mlp.make_mlp(6, (8,), 2)
+        return net, torch_loop.torch_fit(
+            net, x, t, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), epochs=2, batch_size=32, seed=3
+        )
 
     net, hist = fit()
     torch.manual_seed(0)
-    ref = models.make_mlp(6, (8,), 2)
+    ref = mlp.make_mlp(6, (8,), 2)
     opt = torch.optim.SGD(ref.parameters(), lr=0.1)
     gen = torch.Generator().manual_seed(3)
     expected = []
     for _ in range(2):
         order, total = torch.randperm(len(x), generator=gen), 0.0
         for start in range(0, len(x), 32):
-            idx = order[start:start + 32]
+            idx = order[start : start + 32]
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(ref(x[idx]), t[idx])
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         expected.append(total / len(x))
-    assert hist["loss"] == expected
-    assert fit()[1]["loss"] == hist["loss"]
+    assert hist.history["loss"].tolist() == expected
+    assert fit()[1].history["loss"].tolist() == expected
 
 
 def test_channels_last_moves_model_and_tensors_to_the_device():
-    net, x = training.channels_last(models.make_mnist_cnn(), torch.zeros(2, 1, 28, 28))
-    assert training.model_device(net) == config.device() and x.device.type == config.device().type
+    net, x = torch_loop.channels_last(vision.make_mnist_cnn(), torch.zeros(2, 1, 28, 28))
+    assert torch_loop.model_device(net) == config.device() and x.device.type == config.device().type
     assert x.is_contiguous(memory_format=torch.channels_last)
 
 

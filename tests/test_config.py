@@ -46,7 +46,7 @@ def test_smoke_runs_never_write_into_the_committed_assets(monkeypatch, tmp_path)
     monkeypatch.setenv("CASEBOOK_SMOKE", "0")
     assert config.assets_root() == (config.REPO_ROOT / "assets").resolve()
     monkeypatch.setenv("CASEBOOK_SMOKE", "1")
-    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "mine"))          # an explicit choice still wins
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "mine"))  # an explicit choice still wins
     assert config.assets_root() == (tmp_path / "mine").resolve()
 
 

@@ -16,7 +16,14 @@ def _idx_bytes(arr: np.ndarray) -> bytes:
 
 
 def test_registry_is_complete():
-    assert set(data.REGISTRY) == {"mnist", "fashion-mnist", "magic-gamma", "california-housing", "chest-xray", "weights"}
+    assert set(data.REGISTRY) == {
+        "mnist",
+        "fashion-mnist",
+        "magic-gamma",
+        "california-housing",
+        "chest-xray",
+        "weights",
+    }
     for info in data.REGISTRY.values():
         assert info.licence and info.citation and info.homepage
         for f in info.files:
@@ -122,18 +129,30 @@ def test_download_is_verified_and_atomic(tmp_path, monkeypatch):
 
 
 def test_california_transformation_matches_scikit_learn_documentation():
-    raw = np.array([[-122.23, 37.88, 41.0, 880.0, 129.0, 322.0, 126.0, 8.3252, 452600.0],
-                    [-122.22, 37.86, 21.0, 7099.0, 1106.0, 2401.0, 1138.0, 8.3014, 358500.0]])
+    raw = np.array(
+        [
+            [-122.23, 37.88, 41.0, 880.0, 129.0, 322.0, 126.0, 8.3252, 452600.0],
+            [-122.22, 37.86, 21.0, 7099.0, 1106.0, 2401.0, 1138.0, 8.3014, 358500.0],
+        ]
+    )
     x, y = data.california_from_raw(raw)
     # scikit-learn's documented first rows of fetch_california_housing()
     np.testing.assert_allclose(x.iloc[0], [8.3252, 41.0, 6.984127, 1.02381, 322.0, 2.555556, 37.88, -122.23], rtol=1e-5)
-    np.testing.assert_allclose(x.iloc[1], [8.3014, 21.0, 6.238137, 0.97188, 2401.0, 2.109842, 37.86, -122.22], rtol=1e-5)
+    np.testing.assert_allclose(
+        x.iloc[1], [8.3014, 21.0, 6.238137, 0.97188, 2401.0, 2.109842, 37.86, -122.22], rtol=1e-5
+    )
     np.testing.assert_allclose(y, [4.526, 3.585])
 
 
-@pytest.mark.parametrize("name, pid", [
-    ("person1372_bacteria_3501.jpeg", "person1372"), ("person1_virus_6.jpeg", "person1"),
-    ("IM-0011-0001-0002.jpeg", "IM-0011"), ("NORMAL2-IM-0007-0001.jpeg", "NORMAL2-IM-0007")])
+@pytest.mark.parametrize(
+    "name, pid",
+    [
+        ("person1372_bacteria_3501.jpeg", "person1372"),
+        ("person1_virus_6.jpeg", "person1"),
+        ("IM-0011-0001-0002.jpeg", "IM-0011"),
+        ("NORMAL2-IM-0007-0001.jpeg", "NORMAL2-IM-0007"),
+    ],
+)
 def test_patient_id(name, pid):
     assert data.patient_id(name) == pid
 
@@ -149,8 +168,7 @@ def test_every_registry_entry_resolves_and_verifies(real_data):
     # every chest X-ray image against its manifest sha256
     folder = data.dataset_dir("chest-xray")
     manifest = pd.read_csv(folder / "manifest.csv")
-    bad = [r.file for r in manifest.itertuples()
-           if data.sha256_of(folder / r.split / r.label / r.file) != r.sha256]
+    bad = [r.file for r in manifest.itertuples() if data.sha256_of(folder / r.split / r.label / r.file) != r.sha256]
     assert len(manifest) == 5840 and bad == []
 
 
@@ -167,7 +185,11 @@ def test_real_loaders_shapes_and_counts(real_data):
     assert x.shape == (20640, 8) and abs(y.mean() - 2.068558) < 1e-6
     idx = data.chest_xray_index()
     assert idx.groupby(["split", "label_name"]).size().to_dict() == {
-        ("test", "NORMAL"): 234, ("test", "PNEUMONIA"): 390, ("train", "NORMAL"): 1341, ("train", "PNEUMONIA"): 3875}
+        ("test", "NORMAL"): 234,
+        ("test", "PNEUMONIA"): 390,
+        ("train", "NORMAL"): 1341,
+        ("train", "PNEUMONIA"): 3875,
+    }
 
 
 @pytest.mark.realdata

@@ -1,17 +1,32 @@
 """Case study 3: the exact architectures, the preprocessing, the benchmark."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from casebook import config, data, models, preprocessing as pp, training
+from casebook import config, data
+from casebook import preprocessing as pp
+from casebook.models import mlp, summary, vision
+from casebook.training import keras_loops, result, torch_loop
 
 
 def test_mnist_cnn_is_exactly_the_specified_architecture():
     import torch
 
-    m = models.make_mnist_cnn()
+    m = vision.make_mnist_cnn()
     kinds = [type(layer).__name__ for layer in m]
-    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    assert kinds == [
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]
     assert (m[0].in_channels, m[0].out_channels, m[0].padding) == (1, 16, (1, 1))
     assert (m[3].in_channels, m[3].out_channels) == (16, 32)
     assert (m[7].in_features, m[7].out_features, m[9].out_features) == (1568, 128, 10)
@@ -39,10 +54,12 @@ def test_torch_fit_early_stops_and_restores_best_weights():
     torch.manual_seed(0)
     x = torch.randn(200, 5)
     y = (x[:, 0] > 0).long()
-    m = models.make_mlp(5, (8,), 2)
-    hist = training.torch_fit(m, x, y, x[:50], y[:50], optimizer=torch.optim.SGD(m.parameters(), lr=0.0), epochs=20,
-                              batch_size=32, patience=3)
-    assert len(hist["loss"]) == 4 and hist["best_epoch"] == 1  # lr 0: no improvement after epoch 1
+    m = mlp.make_mlp(5, (8,), 2)
+    fit = torch_loop.torch_fit(
+        m, x, y, x[:50], y[:50], optimizer=torch.optim.SGD(m.parameters(), lr=0.0), epochs=20, batch_size=32, patience=3
+    )
+    assert fit.epochs_run == 4 and fit.best_epoch == 1 and fit.stopped_early  # lr 0: no improvement after epoch 1
+    assert list(fit.history.index) == [1, 2, 3, 4] and fit.model is m and fit.n_train == 200
 
 
 def test_benchmark_compares_the_same_number_of_batches(empty_root, smoke):
@@ -54,7 +71,9 @@ def test_benchmark_compares_the_same_number_of_batches(empty_root, smoke):
     ds = data.torchvision_dataset("mnist", True, T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))]))
     xb, yb = ds[0]
     assert xb.shape == (1, 28, 28) and torch.allclose(xb, x[0], atol=1e-6) and yb == int(y[0])
-    out = training.benchmark_loops(models.make_mnist_cnn, x, y, ds, n_batches=3, x_val=x[:64], y_val=y[:64])
+    loops = torch_loop.benchmark_loops(vision.make_mnist_cnn, x, y, ds, n_batches=3, x_val=x[:64], y_val=y[:64])
+    assert all(r.outputs["batches"] == 3 and 0 <= r.validation["accuracy"] <= 1 for r in loops.values())
+    out = torch_loop.benchmark_table(loops)
     assert list(out.index) == ["tensor loop, channels-last (this notebook)", "textbook DataLoader + ToTensor/Normalize"]
     assert out.attrs["speedup"] > 0 and (out["seconds"] > 0).all()
 
@@ -68,7 +87,7 @@ def keras_mod():
 
 
 def test_housing_mlp_is_exactly_the_specified_architecture(keras_mod):
-    m = models.make_housing_mlp(8)
+    m = mlp.make_housing_mlp(8)
     assert [layer.units for layer in m.layers] == [64, 32, 1]
     assert [layer.activation.__name__ for layer in m.layers] == ["relu", "relu", "linear"]
     assert m.count_params() == 8 * 64 + 64 + 64 * 32 + 32 + 33 and m.loss == "mse"
@@ -81,10 +100,10 @@ def test_steps_per_execution_gives_the_same_training_as_one_step_per_call(keras_
     weights = []
     for spe in (1, 8):
         config.seed_everything(3)
-        m = models.make_housing_mlp(8, steps_per_execution=spe)
+        m = mlp.make_housing_mlp(8, steps_per_execution=spe)
         m.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
         weights.append(m.get_weights())
-    for a, b in zip(*weights):
+    for a, b in zip(*weights, strict=False):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -94,28 +113,34 @@ def test_fit_keras_regressor_fits_features_on_train_and_scores_the_keras_validat
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(250, 8)) * 10 + 3)
     y = X.to_numpy() @ rng.normal(size=8) / 10
-    fits = [training.fit_keras_regressor(models.make_housing_mlp, StandardScaler(), X, y, epochs=3, batch_size=32, seed=5)
-            for _ in range(2)]
+    fits = [
+        keras_loops.fit_keras_regressor(mlp.make_housing_mlp, StandardScaler(), X, y, epochs=3, batch_size=32, seed=5)
+        for _ in range(2)
+    ]
     fit = fits[0]
-    assert fit.features.n_samples_seen_ == 250 and np.allclose(fit.features.mean_, X.mean())
-    assert len(fit.history.history["val_loss"]) == 3
-    val_rows = X.iloc[200:]                                      # Keras' validation_split=0.2 of 250 rows
-    expected = np.sqrt(np.mean((fit.predict(val_rows) - y[200:]) ** 2))
-    assert fit.val_rmse == pytest.approx(expected, rel=1e-5)
-    assert fit.val_rmse ** 2 == pytest.approx(fit.history.history["val_loss"][-1], rel=1e-3)
-    assert fits[1].val_rmse == fit.val_rmse                      # same seed, same network
+    features = fit.model.features
+    assert features.n_samples_seen_ == 250 and np.allclose(features.mean_, X.mean())
+    assert fit.epochs_run == 3 and fit.n_train == 250 and fit.seconds > 0
+    val_rows = X.iloc[200:]  # Keras' validation_split=0.2 of 250 rows
+    expected = np.sqrt(np.mean((fit.model.predict(val_rows) - y[200:]) ** 2))
+    rmse = fit.validation["rmse"]
+    assert rmse == pytest.approx(expected, rel=1e-5)
+    assert rmse**2 == pytest.approx(fit.history["val_loss"].iloc[-1], rel=1e-3)
+    assert fits[1].validation["rmse"] == rmse  # same seed, same network
 
 
 def test_geo_similarity_learns_its_centres_from_the_rows_it_is_fitted_on_only():
     rng = np.random.default_rng(0)
-    train = pd.DataFrame({"MedInc": rng.random(200), "Latitude": rng.uniform(32, 42, 200), "Longitude": rng.uniform(-124, -114, 200)})
-    other = train.assign(Latitude=train["Latitude"] + 50)           # far away: must not move the centres
+    train = pd.DataFrame(
+        {"MedInc": rng.random(200), "Latitude": rng.uniform(32, 42, 200), "Longitude": rng.uniform(-124, -114, 200)}
+    )
+    other = train.assign(Latitude=train["Latitude"] + 50)  # far away: must not move the centres
     geo = pp.GeoSimilarity(n_clusters=5, gamma=1.0).fit(train)
     centres = geo.kmeans_.cluster_centers_.copy()
     out = geo.transform(other)
     np.testing.assert_array_equal(geo.kmeans_.cluster_centers_, centres)
     assert out.shape == (200, 3 + 5) and np.allclose(out[:, :3], other.to_numpy())
-    assert np.all(out[:, 3:] < 1e-100)                                 # 50° from every centre
+    assert np.all(out[:, 3:] < 1e-100)  # 50° from every centre
     at_centre = pd.DataFrame({"MedInc": [0.0], "Latitude": [centres[0, 0]], "Longitude": [centres[0, 1]]})
     assert geo.transform(at_centre)[0, 3] == pytest.approx(1.0)
     assert list(geo.get_feature_names_out())[-1] == "geo_sim_4"
@@ -127,7 +152,7 @@ def test_geo_similarity_learns_its_centres_from_the_rows_it_is_fitted_on_only():
 
 @pytest.mark.parametrize("augment", [False, True])
 def test_fashion_cnn_builds_and_augmentation_is_inactive_at_inference(keras_mod, augment):
-    m = models.make_fashion_cnn(augment=augment)
+    m = vision.make_fashion_cnn(augment=augment)
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
     p1, p2 = m.predict(x, verbose=0), m.predict(x, verbose=0)
     assert p1.shape == (4, 10) and np.allclose(p1.sum(1), 1, atol=1e-5) and np.array_equal(p1, p2)
@@ -137,7 +162,7 @@ def test_fashion_cnn_builds_and_augmentation_is_inactive_at_inference(keras_mod,
 
 
 def test_augmentation_changes_images_only_in_training(keras_mod):
-    aug = models.fashion_augmentation(0)
+    aug = vision.fashion_augmentation(0)
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
     assert np.array_equal(aug(x, training=False).numpy(), x)
     assert not np.allclose(aug(x, training=True).numpy(), x)
@@ -147,35 +172,35 @@ def test_baselines_are_scored_on_the_rows_keras_holds_out():
     import numpy as np
     from sklearn.linear_model import LinearRegression
 
-    from casebook import training
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 2))
     y = X @ np.array([1.0, -2.0])
     y[80:] += 5.0  # only the last 20 rows (Keras' validation_split=0.2) are shifted
-    fitted, val_rmse = training.fit_baseline_regressor(LinearRegression(), X, y)
+    fitted, val_rmse = keras_loops.fit_baseline_regressor(LinearRegression(), X, y)
     assert np.allclose(fitted.coef_, [1.0, -2.0]) and abs(val_rmse - 5.0) < 1e-6
 
 
-def test_history_summary_and_records_table_report_the_restored_epoch():
-    from casebook import training
-
-    history = {"loss": [1.0, 0.6, 0.5, 0.45], "val_loss": [1.1, 0.7, 0.8, 0.9],
-               "val_accuracy": [0.5, 0.8, 0.81, 0.82]}
-    summary = training.history_summary(history, seconds=12.4)
-    assert summary == {"epochs run": 4, "best epoch": 2, "best val accuracy": 0.8, "best val loss": 0.7,
-                       "seconds": 12}
-    record = {"epochs_run": 4, "epoch_cap": 60, "stopped_early": True, "best_epoch": 2, "seconds_per_epoch": 2.0,
-              "n_train": 5000, "val_acc_at_best": 0.8}
-    row = training.records_table({"CNN": record}).loc["CNN"]
-    assert row["s per epoch per 10k PDFs"] == 4.0 and row["stopped early"] and row["epoch cap"] == 60
+def test_a_training_result_summarises_and_tabulates_the_restored_epoch():
+    history = {"loss": [1.0, 0.6, 0.5, 0.45], "val_loss": [1.1, 0.7, 0.8, 0.9], "val_accuracy": [0.5, 0.8, 0.81, 0.82]}
+    frame = result.history_to_frame(history)
+    fit = result.TrainingResult(frame, result.best_epoch(frame), 12.4, 60, n_train=5000)
+    assert fit.summary() == {
+        "epochs run": 4,
+        "best epoch": 2,
+        "best val accuracy": 0.8,
+        "best val loss": 0.7,
+        "seconds": 12,
+    }
+    assert fit.stopped_early and fit.epochs_run == 4 and fit.seconds_per_epoch == 3.1
+    fit.validation["accuracy_at_best"] = fit.at_best("val_accuracy")
+    row = keras_loops.records_table({"CNN": fit}).loc["CNN"]
+    assert row["s per epoch per 10k PDFs"] == 6.2 and row["stopped early"] and row["epoch cap"] == 60
+    assert row["val accuracy at best epoch"] == 0.8 and row["best epoch"] == 2
 
 
 def test_keras_summary_text_needs_no_console():
     import keras
 
-    from casebook import models
-
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden")], name="tiny")
-    text = models.summary_text(model)
+    text = summary.summary_text(model)
     assert 'Model: "tiny"' in text and "hidden (Dense)" in text and "Total params: 15" in text

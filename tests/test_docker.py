@@ -1,5 +1,6 @@
 """The image's steps stay the Makefile's, the compose file keeps secrets out of containers that do not need
 them, and `make docker-check` (opt-in: it needs a Docker daemon) drives exactly the compose file's services."""
+
 import json
 import re
 import subprocess
@@ -20,35 +21,49 @@ def _recipe(target: str) -> list[str]:
 
 def test_makefile_install_recipe_is_the_documented_one():
     steps = " ; ".join(_recipe("$(STAMP)"))
-    for needed in ("-m venv", "pip install --quiet -r requirements.txt", "-e .", "pip uninstall --quiet -y triton",
-                   '"setuptools>=77"', "$(if $(TORCH_INDEX),"):
+    for needed in (
+        "-m venv",
+        "pip install --quiet -r requirements.txt",
+        "-e .",
+        "pip uninstall --quiet -y triton",
+        '"setuptools>=77"',
+        "$(if $(TORCH_INDEX),",
+    ):
         assert needed in steps, needed
 
 
 def test_dockerfile_installs_through_make_and_starts_jupyter_directly():
     text = (ROOT / "Dockerfile").read_text()
     runs = re.findall(r"^RUN (.*)$", text, re.M)
-    assert any(r.startswith('make venv') and "TORCH_INDEX=" in r for r in runs), "install with `make venv`"
+    assert any(r.startswith("make venv") and "TORCH_INDEX=" in r for r in runs), "install with `make venv`"
     assert not any("pip install" in r for r in runs), "pip steps belong in the Makefile only"
     assert text.startswith("#") and "FROM python:3.11-slim" in text
     for package in ("graphviz", "git", "tini"):
         assert re.search(rf"apt-get install .*\b{package}\b", text), package
     user = text.index("\nUSER casebook")
-    assert re.search(r'^ARG UID=1000$', text, re.M) and 'useradd --create-home --uid "${UID}" casebook' in text
+    assert re.search(r"^ARG UID=1000$", text, re.M) and 'useradd --create-home --uid "${UID}" casebook' in text
     owned = text.index("chown -R casebook:casebook /home/casebook")
     assert owned < user and "mkdir -p /home/casebook/casebook " in text[:user], "the WORKDIR is made and owned first"
     assert re.search(r'^ENTRYPOINT \["tini", "--"\]$', text, re.M), "an init as PID 1"
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
     lab = next(line for line in _recipe("lab") if "jupyter lab" in line).split()
-    expected = [a.replace("$(LAB_IP)", "0.0.0.0").replace("$(CURDIR)", "/home/casebook/casebook")
-                for a in lab[lab.index("lab") - 1:] if a != "$(ROOT_FLAG)"]
+    expected = [
+        a.replace("$(LAB_IP)", "0.0.0.0").replace("$(CURDIR)", "/home/casebook/casebook")
+        for a in lab[lab.index("lab") - 1 :]
+        if a != "$(ROOT_FLAG)"
+    ]
     assert cmd == ["jupyter", *expected[1:]], (cmd, expected)  # `make lab`'s flags, without make at start
 
 
 def test_make_targets_resolve():
     # -o: treat the install stamp as up to date (make -n would still remake it otherwise)
-    out = subprocess.run(["make", "-n", "-o", ".venv/.casebook-installed", "lab", "mlflow-ui"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "-o", ".venv/.casebook-installed", "lab", "mlflow-ui"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "jupyter lab --ip=127.0.0.1 --port=8888" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out and "--port 5000" in out
 
@@ -58,7 +73,10 @@ def test_compose_services():
     services = spec["services"]
     assert {"db", "mlflow", "lab", "training", "prediction"} <= set(services)
     assert services["lab"]["ports"] == ["8888:8888"] and services["mlflow"]["ports"] == ["5000:5000"]
-    out_vol = lambda s: [v for v in services[s]["volumes"] if v.startswith("output:")]
+
+    def out_vol(service):
+        return [v for v in services[service]["volumes"] if v.startswith("output:")]
+
     assert out_vol("training") == out_vol("prediction") == ["output:/home/casebook/casebook/outputs/classifier"]
     for tool, entry in (("training", "train-classifier"), ("prediction", "predict-classification")):
         assert services[tool]["entrypoint"] == [entry]
@@ -95,17 +113,18 @@ def test_docker_check_runs_the_compose_services_as_written():
     for name, args in runs.items():
         service = compose[name]
         assert args[args.index("--network") + 1] == "host" and "--add-host" in args
-        env_keys = {a.split("=")[0] for a, flag in zip(args[1:], args) if flag == "-e"}
+        env_keys = {a.split("=")[0] for a, flag in zip(args[1:], args, strict=False) if flag == "-e"}
         assert env_keys == set(service.get("environment") or {}) | ({"PGPORT"} if name == "db" else set()), name
-        mounts = [a.split(":", 1)[1] for a, flag in zip(args[1:], args) if flag == "-v"]
+        mounts = [a.split(":", 1)[1] for a, flag in zip(args[1:], args, strict=False) if flag == "-v"]
         assert mounts == [v.split(":", 1)[1] for v in service.get("volumes") or []], name
         if "entrypoint" in service:
             assert args[args.index("--entrypoint") + 1] == service["entrypoint"][0]
-        for fixed in (5000, 5432, 8888):  # the free ports it picks replace the compose file's, on loopback
-            assert "0.0.0.0" not in " ".join(args)
+        assert "0.0.0.0" not in " ".join(args)  # compose's ports stay; remap() moves them to free loopback ones
     assert check.substitute("${A:-x}/${B}", {"B": "b"}) == "x/b"
-    assert check.remap("http://mlflow:5000 --port 5000 --ip=0.0.0.0 a15000", {5000: 41234}) == \
-        "http://mlflow:41234 --port 41234 --ip=127.0.0.1 a15000"
+    assert (
+        check.remap("http://mlflow:5000 --port 5000 --ip=0.0.0.0 a15000", {5000: 41234})
+        == "http://mlflow:41234 --port 41234 --ip=127.0.0.1 a15000"
+    )
 
 
 def test_compose_team_server_is_postgresql_basic_auth_with_proxied_artifacts():
@@ -120,8 +139,13 @@ def test_compose_team_server_is_postgresql_basic_auth_with_proxied_artifacts():
     assert "${MLFLOW_AUTH_ADMIN_PASSWORD" in mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"]
     assert lab["environment"]["CASEBOOK_MLFLOW_URI"] == "http://mlflow:5000"
     example = (ROOT / ".env.example").read_text()
-    for key in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
-                "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+    for key in (
+        "POSTGRES_PASSWORD",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+    ):
         assert f"\n{key}=" in f"\n{example}"
     ignored = subprocess.run(["git", "check-ignore", ".env"], cwd=ROOT, capture_output=True, text=True)
     assert ignored.stdout.strip() == ".env", "the real .env must never be committed"
@@ -132,8 +156,13 @@ def test_the_server_launcher_runs_mlflows_basic_auth_server():
 
     from casebook.cli import mlflow_server
 
-    args = Namespace(backend_store_uri="postgresql+psycopg://u:p@db/mlflow", artifacts_destination="/srv/a",
-                     host="0.0.0.0", port=5000, workers=2)
+    args = Namespace(
+        backend_store_uri="postgresql+psycopg://u:p@db/mlflow",
+        artifacts_destination="/srv/a",
+        host="0.0.0.0",
+        port=5000,
+        workers=2,
+    )
     cmd = mlflow_server.server_command(args)
     assert cmd[1:5] == ["-m", "mlflow", "server", "--app-name"] and cmd[5] == "casebook-auth"
     assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == "/srv/a"

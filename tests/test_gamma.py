@@ -1,4 +1,5 @@
 """Case study 1: the protocol is leak-free, and the MLP estimator persists safely."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +7,10 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
-from casebook import data, models, preprocessing as pp
+from casebook import data, persistence
+from casebook import preprocessing as pp
+from casebook.models import tabular
+from casebook.training import mlp_classifier
 
 SEEN = {"fit": [], "transform": []}
 
@@ -65,7 +69,9 @@ def test_nothing_fitted_ever_sees_a_test_row_and_smote_never_reaches_evaluation(
 
 def test_fitted_statistics_come_from_training_rows_only(split):
     X_train, X_test, y_train, _ = split
-    pipe = pp.make_pipeline(LogisticRegression(max_iter=500), outliers="clip", balance="smote", seed=0).fit(X_train, y_train)
+    pipe = pp.make_pipeline(LogisticRegression(max_iter=500), outliers="clip", balance="smote", seed=0).fit(
+        X_train, y_train
+    )
     q1, q3 = np.percentile(X_train, [25, 75], axis=0)
     np.testing.assert_allclose(pipe.named_steps["outliers"].lower_, q1 - 1.5 * (q3 - q1))
     both = pd.concat([X_train, X_test])
@@ -91,18 +97,18 @@ def test_bad_preprocessing_options_are_rejected():
 
 def test_mlp_is_deterministic_and_reloads_identically(split, tmp_path):
     X_train, X_test, y_train, _ = split
-    pipe = pp.make_pipeline(models.TorchMLPClassifier(hidden=(16, 8), epochs=4, seed=1), seed=0)
+    pipe = pp.make_pipeline(mlp_classifier.TorchMLPClassifier(hidden=(16, 8), epochs=4, seed=1), seed=0)
     a = clone(pipe).fit(X_train, y_train).predict_proba(X_test)
     pipe.fit(X_train, y_train)
     assert np.array_equal(a, pipe.predict_proba(X_test))  # same seed, same network
-    hist = pipe[-1].history_
-    assert len(hist["loss"]) == len(hist["val_loss"]) <= 4 and 1 <= hist["best_epoch"] <= 4
-    folder = models.save_pipeline_with_mlp(pipe, tmp_path / "mlp")
+    run = pipe[-1].training_
+    assert run.history["val_loss"].notna().all() and run.epochs_run <= 4 and 1 <= run.best_epoch <= 4
+    folder = mlp_classifier.save_pipeline_with_mlp(pipe, tmp_path / "mlp")
     assert {p.suffix for p in folder.iterdir()} == {".skops", ".pt", ".json"}
-    again = models.load_pipeline_with_mlp(folder)
+    again = mlp_classifier.load_pipeline_with_mlp(folder)
     assert np.array_equal(again.predict_proba(X_test), pipe.predict_proba(X_test))
     with pytest.raises(ValueError, match="optimizer"):
-        models.TorchMLPClassifier(optimizer="rmsprop").fit(X_train, y_train)
+        mlp_classifier.TorchMLPClassifier(optimizer="rmsprop").fit(X_train, y_train)
 
 
 def test_skops_refuses_foreign_types(tmp_path):
@@ -111,17 +117,17 @@ def test_skops_refuses_foreign_types(tmp_path):
     path = tmp_path / "x.skops"
     sio.dump({"f": pd.Timestamp("2020-01-01")}, path)
     with pytest.raises(ValueError, match="untrusted"):
-        models.load_skops(path)
+        persistence.load_skops(path)
 
 
 def test_every_zoo_model_fits_in_a_pipeline(split):
     X_train, X_test, y_train, _ = split
-    zoo = models.classical_models(seed=0)
+    zoo = tabular.classical_models(seed=0)
     assert len(zoo) >= 8 and "AdaBoost" in zoo and "Gradient Boosting" in zoo
     for name, (est, kind, space) in zoo.items():
         if "n_estimators" in est.get_params():
             est.set_params(n_estimators=10)
         pipe = pp.make_pipeline(est, balance="class_weight", y_train=y_train).fit(X_train[:400], y_train[:400])
-        s = models.positive_scores(pipe, X_test[:50])
+        s = tabular.positive_scores(pipe, X_test[:50])
         assert s.shape == (50,) and np.isfinite(s).all(), name
         assert kind in ("grid", "random") and space

@@ -1,11 +1,11 @@
 """Every notebook runs top to bottom in smoke mode, on a copy; the committed notebooks follow the template."""
+
 import ast
 import hashlib
 import json
 
-import pytest
-
 import nbformat
+import pytest
 
 from casebook import config, report
 from casebook.notebooks import audit, execute, list_notebooks
@@ -36,7 +36,7 @@ def test_notebook_follows_the_template(path):
     for c in code:
         src = "".join(c["source"])
         assert not any(o.get("output_type") == "error" for o in c.get("outputs", []))
-        tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        tree = ast.parse("\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!"))))
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 n = node.end_lineno - node.lineno + 1
@@ -59,16 +59,25 @@ def test_the_record_check_can_fail():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x = 1; y = 2\n" + "z = '" + "a" * 120 + "'")
     cell.execution_count = 3
-    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="W0000 oneDNN custom operations\n"),
-                    nbformat.v4.new_output("stream", name="stdout", text="Epoch 3/20\n"),
-                    nbformat.v4.new_output("stream", name="stdout", text="saved to /home/me/casebook/x.png\n"),
-                    nbformat.v4.new_output("stream", name="stderr", text=" 40%|████      | 2/5 [00:02<00:03]"),
-                    nbformat.v4.new_output("display_data", data={"text/html": "<pre style='x'></pre>",
-                                                                 "text/plain": ""})]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="W0000 oneDNN custom operations\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="Epoch 3/20\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="saved to /home/me/casebook/x.png\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=" 40%|████      | 2/5 [00:02<00:03]"),
+        nbformat.v4.new_output("display_data", data={"text/html": "<pre style='x'></pre>", "text/plain": ""}),
+    ]
     nb.cells = [cell]
     problems = "\n".join(audit(nb))
-    for expected in ("several statements", "characters", "execution count 3, expected 1", "stderr 'W0000",
-                     "'Epoch 3/20'", "absolute path", "40%|", "empty output box"):
+    for expected in (
+        "several statements",
+        "characters",
+        "execution count 3, expected 1",
+        "stderr 'W0000",
+        "'Epoch 3/20'",
+        "absolute path",
+        "40%|",
+        "empty output box",
+    ):
         assert expected in problems, expected
     allowed = nbformat.v4.new_output("stream", name="stderr", text="predict-classification: error: no such file\n")
     cell.source, cell.execution_count, cell.outputs = "x = 1", 1, [allowed]

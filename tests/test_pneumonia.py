@@ -1,70 +1,73 @@
 """Case study 5: the model factory, the image pipeline, the patient-grouped split, the MLflow round trip."""
+
 import numpy as np
 import pytest
 
-from casebook import config, data, preprocessing as pp
+from casebook import config, data
+from casebook import preprocessing as pp
+from casebook.models import transfer
+from casebook.training import xray
 
 config.quiet_tensorflow()
 
 TINY = {"backbone": "mobilenet", "alpha": 0.25, "img_size": 32, "weights": None}
 
 
-@pytest.mark.parametrize("params, layers, message", [
-    ({"strategy": "fine_tuning", "img_size": 32}, [], "missing params \\['backbone'\\]"),
-    ({**TINY, "backbone": "alexnet", "strategy": "fine_tuning"}, [], "valid: mobilenetv2, mobilenet, resnet50v2"),
-    ({**TINY, "strategy": "unfreeze_all"}, [], "valid: feature_extraction, partial_fine_tuning, fine_tuning"),
-    ({**TINY, "strategy": "partial_fine_tuning"}, [], "needs params\\['fixed_layers'\\]"),
-    ({**TINY, "strategy": "fine_tuning"}, [{"type": "conv"}], "valid: dense, dropout, flatten, batchnorm"),
-    ({**TINY, "strategy": "fine_tuning"}, [{"type": "dense"}], "missing \\['units'\\]"),
-    ({**TINY, "strategy": "fine_tuning", "loss": "hinge"}, [], "valid: binary_crossentropy, focal"),
-])
+@pytest.mark.parametrize(
+    "params, layers, message",
+    [
+        ({"strategy": "fine_tuning", "img_size": 32}, [], "missing params \\['backbone'\\]"),
+        ({**TINY, "backbone": "alexnet", "strategy": "fine_tuning"}, [], "valid: mobilenetv2, mobilenet, resnet50v2"),
+        ({**TINY, "strategy": "unfreeze_all"}, [], "valid: feature_extraction, partial_fine_tuning, fine_tuning"),
+        ({**TINY, "strategy": "partial_fine_tuning"}, [], "needs params\\['fixed_layers'\\]"),
+        ({**TINY, "strategy": "fine_tuning"}, [{"type": "conv"}], "valid: dense, dropout, flatten, batchnorm"),
+        ({**TINY, "strategy": "fine_tuning"}, [{"type": "dense"}], "missing \\['units'\\]"),
+        ({**TINY, "strategy": "fine_tuning", "loss": "hinge"}, [], "valid: binary_crossentropy, focal"),
+    ],
+)
 def test_invalid_params_name_the_valid_choices(params, layers, message):
-    from casebook import models
-
     with pytest.raises(ValueError, match=message):
-        models.build_model(params, layers)
+        transfer.build_model(params, layers)
 
 
 def test_strategies_set_the_trainable_layers():
-    from casebook import models
-
     layers = [{"type": "dense", "units": 8}, {"type": "dropout", "rate": 0.2}, {"type": "batchnorm"}]
-    fe = models.build_model({**TINY, "strategy": "feature_extraction"}, layers)
-    ft = models.build_model({**TINY, "strategy": "fine_tuning"}, layers)
-    pt = models.build_model({**TINY, "strategy": "partial_fine_tuning", "fixed_layers": 40}, layers)
-    backbone = models.backbone_of(ft)
-    is_bn = lambda layer: type(layer).__name__ == "BatchNormalization"
+    fe = transfer.build_model({**TINY, "strategy": "feature_extraction"}, layers)
+    ft = transfer.build_model({**TINY, "strategy": "fine_tuning"}, layers)
+    pt = transfer.build_model({**TINY, "strategy": "partial_fine_tuning", "fixed_layers": 40}, layers)
+    backbone = transfer.backbone_of(ft)
+
+    def is_bn(layer):
+        return type(layer).__name__ == "BatchNormalization"
+
     weighted = [layer for layer in backbone.layers if layer.weights and not is_bn(layer)]
-    assert models.trainable_backbone_layers(fe) == 0
-    assert models.trainable_backbone_layers(ft) == len(weighted) > 0
-    assert models.trainable_backbone_layers(pt) == sum(1 for l in backbone.layers[40:] if l.weights and not is_bn(l))
-    assert not any(l.trainable for l in backbone.layers if is_bn(l))
-    assert 0 < models.trainable_backbone_layers(pt) < len(weighted)
+    assert transfer.trainable_backbone_layers(fe) == 0
+    assert transfer.trainable_backbone_layers(ft) == len(weighted) > 0
+    assert transfer.trainable_backbone_layers(pt) == sum(1 for x in backbone.layers[40:] if x.weights and not is_bn(x))
+    assert not any(x.trainable for x in backbone.layers if is_bn(x))
+    assert 0 < transfer.trainable_backbone_layers(pt) < len(weighted)
     assert len(fe.get_layer("head").trainable_weights) > 0
     assert fe.output.shape[-1] == 1
 
 
 def test_batchnorm_stays_in_inference_mode_when_unfrozen():
-    from casebook import models
-
-    m = models.build_model({**TINY, "strategy": "fine_tuning", "learning_rate": 0.1}, [])
-    bn = [layer for layer in models.backbone_of(m).layers if type(layer).__name__ == "BatchNormalization"][0]
+    m = transfer.build_model({**TINY, "strategy": "fine_tuning", "learning_rate": 0.1}, [])
+    bn = [layer for layer in transfer.backbone_of(m).layers if type(layer).__name__ == "BatchNormalization"][0]
     before = np.array(bn.moving_mean)
     x = np.random.default_rng(0).normal(5, 3, (8, 32, 32, 3)).astype("float32")
     m.fit(x, np.array([0, 1] * 4, dtype="float32"), epochs=1, verbose=0)
     assert np.array_equal(before, np.array(bn.moving_mean))  # moving statistics untouched by training
-    assert models.trainable_backbone_layers(m) > 0
+    assert transfer.trainable_backbone_layers(m) > 0
 
 
 def test_image_pipeline_pads_to_square_and_uses_the_backbone_preprocessing(tmp_path):
     from PIL import Image
 
-    from casebook import models
-
     img = np.full((40, 80), 255, np.uint8)  # wide white image
     Image.fromarray(img).save(tmp_path / "a.jpeg")
-    ds = pp.xray_dataset([tmp_path / "a.jpeg"], [1], img_size=32, preprocess=models.preprocess_input("mobilenet"),
-                         batch_size=1)
+    ds = pp.xray_dataset(
+        [tmp_path / "a.jpeg"], [1], img_size=32, preprocess=transfer.preprocess_input("mobilenet"), batch_size=1
+    )
     x, y = next(iter(ds))
     x = np.asarray(x)
     assert x.shape == (1, 32, 32, 3) and float(y[0]) == 1.0
@@ -85,10 +88,10 @@ def test_grouped_split_keeps_patients_on_one_side(empty_root, smoke):
 @pytest.mark.realdata
 def test_offline_imagenet_weights_load(real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    from casebook import models
-
-    m = models.build_model({"backbone": "mobilenet", "alpha": 0.25, "img_size": 224, "strategy": "feature_extraction"}, [])
-    conv1 = models.backbone_of(m).get_layer("conv1").get_weights()[0]
+    m = transfer.build_model(
+        {"backbone": "mobilenet", "alpha": 0.25, "img_size": 224, "strategy": "feature_extraction"}, []
+    )
+    conv1 = transfer.backbone_of(m).get_layer("conv1").get_weights()[0]
     assert conv1.shape == (3, 3, 3, 8) and np.abs(conv1).sum() > 0
     import h5py
 
@@ -98,12 +101,16 @@ def test_offline_imagenet_weights_load(real_data, tmp_path, monkeypatch):
 
 
 def test_tracking_round_trip_log_search_alias_load(tmp_path):
-    from casebook import models, tracking, training
+    from casebook import tracking
 
     x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32")
-    m = models.build_model({**TINY, "strategy": "feature_extraction"}, [{"type": "dense", "units": 4}])
-    with tracking.run("pneumonia-test", tracking.next_run_name("pneumonia-test", "mobilenet"),
-                      params={"backbone": "mobilenet"}, tags={"stage": "candidate"}) as r:
+    m = transfer.build_model({**TINY, "strategy": "feature_extraction"}, [{"type": "dense", "units": 4}])
+    with tracking.run(
+        "pneumonia-test",
+        tracking.next_run_name("pneumonia-test", "mobilenet"),
+        params={"backbone": "mobilenet"},
+        tags={"stage": "candidate"},
+    ) as r:
         tracking.log_model(m, "keras", input_example=x[:2])
     runs = tracking.search("pneumonia-test", "tags.stage = 'candidate'")
     assert runs.iloc[0]["run_id"] == r.info.run_id and runs.iloc[0]["tags.mlflow.runName"] == "mobilenet#1"
@@ -111,7 +118,7 @@ def test_tracking_round_trip_log_search_alias_load(tmp_path):
     loaded = tracking.load_by_alias("pneumonia-test-model", "champion")
     assert version == 1
     np.testing.assert_allclose(loaded.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
-    assert training.predict_dataset(m, [(x[:4], np.zeros(4))])[0].shape == (4,)
+    assert xray.predict_dataset(m, [(x[:4], np.zeros(4))])[0].shape == (4,)
 
 
 def test_image_statistics_measure_a_black_border(tmp_path):
@@ -123,6 +130,6 @@ def test_image_statistics_measure_a_black_border(tmp_path):
     Image.fromarray(np.full((100, 100), 50, dtype=np.uint8)).save(tmp_path / "flat.png")
     stats = pp.image_statistics([tmp_path / "framed.png", tmp_path / "flat.png"])
     framed, flat = stats.iloc[0], stats.iloc[1]
-    assert np.isclose(framed["dark_fraction"], 1 - 84 ** 2 / 100 ** 2) and framed["border_mean"] == 0
-    assert np.isclose(framed["mean"], 200 * 84 ** 2 / 100 ** 2)
+    assert np.isclose(framed["dark_fraction"], 1 - 84**2 / 100**2) and framed["border_mean"] == 0
+    assert np.isclose(framed["mean"], 200 * 84**2 / 100**2)
     assert flat["contrast"] == 0 and flat["dark_fraction"] == 0 and flat["border_mean"] == 50

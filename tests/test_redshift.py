@@ -1,11 +1,14 @@
 """Case study 4: simulator, reader, dataset API, models, training CLI."""
+
 import json
 
 import numpy as np
 import pytest
 
-from casebook import config, redshift as rz
+from casebook import config
+from casebook import redshift as rz
 from casebook.data import DataFormatError, DataNotFoundError
+from casebook.models import redshift_nets
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +83,19 @@ def test_undersampling_touches_the_training_set_only(sim):
     assert counts[0] == counts[1] and len(bal.y_train) < len(plain.y_train)
     assert np.array_equal(bal.idx_valid, plain.idx_valid) and np.array_equal(bal.idx_test, plain.idx_test)
     assert not set(bal.idx_train) & set(bal.idx_test) and not set(plain.idx_train) & set(plain.idx_valid)
-    (X_train, X_validation, X_test, target_train, target_validation, target_test, Y_train, Y_validation, Y_test,
-     nb_class, nom_classes) = bal  # the seed's 11 items, in the documented order
+    (
+        X_train,
+        X_validation,
+        X_test,
+        target_train,
+        target_validation,
+        target_test,
+        Y_train,
+        Y_validation,
+        Y_test,
+        nb_class,
+        nom_classes,
+    ) = bal  # the seed's 11 items, in the documented order
     assert X_train.shape == (len(bal.y_train), 17908, 1) and Y_test.shape == (len(bal.y_test), 2) and nb_class == 2
     assert np.array_equal(target_validation, plain.y_valid) and nom_classes == bal.class_names
 
@@ -91,7 +105,9 @@ def test_load_processed_caches_the_splits_per_setting(sim, tmp_path, monkeypatch
     assert len(list((tmp_path / "Success3" / "unbalanced").glob("*/TRAIN/X.npy"))) == 1
     monkeypatch.setattr(rz, "load_dataset", lambda *a, **k: pytest.fail("the cache was not used"))
     b = rz.load_processed("Success3", data=sim, folder=tmp_path)  # from disk
-    assert np.array_equal(a.X_test, b.X_test) and np.array_equal(a.y_train, b.y_train) and b.class_names == a.class_names
+    assert (
+        np.array_equal(a.X_test, b.X_test) and np.array_equal(a.y_train, b.y_train) and b.class_names == a.class_names
+    )
     assert np.array_equal(a.z_test, b.z_test) and b.z_train is not None  # the second input survives the cache
     monkeypatch.undo()
     for other in (dict(input_data="PDF"), dict(seed=7), dict(data=rz.simulate(rz.SimulationConfig(n=400, seed=9)))):
@@ -109,15 +125,13 @@ def test_summaries(sim):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_every_model_builds_and_runs_a_forward_pass(name, n_classes):
     config.quiet_tensorflow()
-    from casebook import models
-
-    m = models.REDSHIFT_MODELS[name](4096, n_classes)
+    m = redshift_nets.NETWORKS[name](4096, n_classes)
     x = np.random.default_rng(0).normal(size=(2, 4096, 1)).astype("float32")
     inputs = {"pdf": x, "z": np.array([[0.5], [1.0]], "float32")} if name == "CNN_2inputs" else x
     p = m.predict(inputs, verbose=0)
     assert p.shape == (2, n_classes) and np.allclose(p.sum(1), 1, atol=1e-5)
     if name == "CNN8":
-        convs = [l for l in m.layers if type(l).__name__ == "Conv1D"]
+        convs = [layer for layer in m.layers if type(layer).__name__ == "Conv1D"]
         assert len(convs) == 8 and all(c.activation.__name__ == "relu" for c in convs)
 
 
@@ -125,8 +139,23 @@ def test_training_cli_writes_model_record_and_figure(tmp_path, monkeypatch, empt
     from casebook.cli import train_redshift
 
     out = tmp_path / "run"
-    code = train_redshift.main(["--model", "CNN", "--target", "Success3", "--n-objects", "240", "--epochs", "2",
-                                "--batch-size", "32", "--undersample", "--output-dir", str(out)])
+    code = train_redshift.main(
+        [
+            "--model",
+            "CNN",
+            "--target",
+            "Success3",
+            "--n-objects",
+            "240",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--undersample",
+            "--output-dir",
+            str(out),
+        ]
+    )
     assert code == 0
     assert {p.name for p in out.iterdir()} == {"best.keras", "model.keras", "record.json", "report.png"}
     rec = json.loads((out / "record.json").read_text())
@@ -179,9 +208,7 @@ def test_ceilings_use_the_simulators_hidden_quantities_and_bound_the_baseline():
 
 
 def test_recurrent_trunks_shorten_any_input_to_a_few_dozen_steps():
-    from casebook import models
-
-    assert models.trunk_pools(17908 // 4) == (4, 4, 4)
+    assert redshift_nets.trunk_pools(17908 // 4) == (4, 4, 4)
     for steps in (280, 560, 1120, 4477):
-        a, b, c = models.trunk_pools(steps)
+        a, b, c = redshift_nets.trunk_pools(steps)
         assert 17 <= steps // (a * b * c) <= 70

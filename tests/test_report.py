@@ -8,10 +8,12 @@ from casebook import config, report
 
 def test_bootstrap_ci_brackets_the_value_and_shrinks_with_n(full):
     rng = np.random.default_rng(0)
+
     def run(n):
         y = rng.integers(0, 2, n)
         s = np.clip(y * 0.6 + rng.normal(0.2, 0.3, n), 0, 1)
         return report.bootstrap_metrics(y, (s > 0.5).astype(int), s, n_boot=300)
+
     small, big = run(200), run(5000)
     for m in ("accuracy", "roc_auc", "pr_auc", "f1"):
         lo, hi = big[m]["ci95"]
@@ -33,21 +35,34 @@ def test_tpr_at_fpr():
 
 
 def _models():
-    return {"a": {"accuracy": {"value": 0.9, "ci95": [0.88, 0.92]}}, "b": {"accuracy": {"value": 0.8, "ci95": [0.7, 0.9]}}}
+    return {
+        "a": {"accuracy": {"value": 0.9, "ci95": [0.88, 0.92]}},
+        "b": {"accuracy": {"value": 0.8, "ci95": [0.7, 0.9]}},
+    }
 
 
 def test_results_file_schema_and_readme_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
     selection = report.selection_record("validation accuracy", {"a": 0.91, "b": 0.85})
-    path = report.write_results("demo", "toy", "80/20 split", {"01_x": 12.3, "02_y": 60.0}, _models(), "a",
-                                selection=selection, best_kind="baseline")
+    path = report.write_results(
+        "demo",
+        "toy",
+        "80/20 split",
+        {"01_x": 12.3, "02_y": 60.0},
+        _models(),
+        "a",
+        selection=selection,
+        best_kind="baseline",
+    )
     d = json.loads(path.read_text())
     assert path.parent == config.results_dir() and d["best"] == "a" and d["runtime_s"] == 72.3
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nstale table\n{report.README_END}\noutro\n")
     assert report.update_readme(readme, path.parent)
     text = readme.read_text()
-    assert "| demo" in text and "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
+    assert (
+        "| demo" in text and "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
+    )
     assert "a (baseline), by validation accuracy" in text and "01 0.2 min<br>02 1.0 min" in text
     assert not report.update_readme(readme, path.parent)  # idempotent
 
@@ -59,8 +74,15 @@ def test_bad_results_are_rejected(tmp_path):
         report.write_results("demo2", "toy", "p", {"nb": 1}, {"a": {"accuracy": 0.9}}, "a")
     # "best" must be what the recorded selection picks (here: b on validation, not a)
     with pytest.raises(ValueError, match="selection .validation accuracy. picks 'b'"):
-        report.write_results("demo2", "toy", "p", {"nb": 1}, _models(), "a",
-                             selection=report.selection_record("validation accuracy", {"a": 0.8, "b": 0.9}))
+        report.write_results(
+            "demo2",
+            "toy",
+            "p",
+            {"nb": 1},
+            _models(),
+            "a",
+            selection=report.selection_record("validation accuracy", {"a": 0.8, "b": 0.9}),
+        )
     lower = report.selection_record("validation RMSE", {"a": 0.5, "b": 0.4}, higher_is_better=False)
     assert report.chosen_by(lower) == "b"
     assert not (config.results_dir() / "demo2.json").exists()
@@ -93,6 +115,15 @@ def test_classification_report_frame():
     assert list(df.index[:3]) == ["a", "b", "c"] and df.loc["b", "recall"] == 0.5 and df.attrs["accuracy"] == 0.75
 
 
+def _unvectorised(metric):
+    """The same metric behind a plain function: bootstrap_metrics then takes its per-resample reference loop."""
+
+    def call(y_true, y_pred, y_score):
+        return metric(y_true, y_pred, y_score)
+
+    return call
+
+
 def test_vectorised_bootstrap_equals_the_reference_loop(full):
     """The fast path must give exactly what scikit-learn gives on each resample."""
     rng = np.random.default_rng(3)
@@ -100,14 +131,18 @@ def test_vectorised_bootstrap_equals_the_reference_loop(full):
     s = np.round(np.clip(y * 0.4 + rng.normal(0.3, 0.3, 300), 0, 1), 1)  # rounded: many ties
     p = (s > 0.5).astype(int)
     fast = report.bootstrap_metrics(y, p, s, n_boot=100, seed=1)
-    slow_fns = {k: (lambda f: lambda a, b, c: f(a, b, c))(f) for k, f in report.CLASSIFICATION_METRICS.items()}
+    slow_fns = {k: _unvectorised(f) for k, f in report.CLASSIFICATION_METRICS.items()}
     slow = report.bootstrap_metrics(y, p, s, metrics=slow_fns, n_boot=100, seed=1)
     assert fast == slow
     yr = rng.normal(size=200)
     pr = yr + rng.normal(0, 0.5, 200)
     fast = report.bootstrap_metrics(yr, pr, metrics=report.REGRESSION_METRICS, n_boot=50)
-    slow = report.bootstrap_metrics(yr, pr, metrics={k: (lambda f: lambda a, b, c: f(a, b, c))(f)
-                                                     for k, f in report.REGRESSION_METRICS.items()}, n_boot=50)
+    slow = report.bootstrap_metrics(
+        yr,
+        pr,
+        metrics={k: _unvectorised(f) for k, f in report.REGRESSION_METRICS.items()},
+        n_boot=50,
+    )
     for k in fast:
         np.testing.assert_allclose(fast[k]["ci95"], slow[k]["ci95"], rtol=1e-6)
 
@@ -115,18 +150,19 @@ def test_vectorised_bootstrap_equals_the_reference_loop(full):
 def test_gamma_metrics_measure_acceptance_of_class_0_at_fixed_hadron_contamination():
     fns = report.gamma_metrics()
     assert {"accuracy", "roc_auc", "gamma_acc_at_1pct", "gamma_acc_at_5pct"} <= set(fns)
-    y = np.r_[np.zeros(500, int), np.ones(500, int)]               # 0 = gamma (signal), 1 = hadron
-    perfect = np.r_[np.linspace(0, 0.4, 500), np.linspace(0.6, 1, 500)]   # score = P(hadron)
+    y = np.r_[np.zeros(500, int), np.ones(500, int)]  # 0 = gamma (signal), 1 = hadron
+    perfect = np.r_[np.linspace(0, 0.4, 500), np.linspace(0.6, 1, 500)]  # score = P(hadron)
     assert fns["gamma_acc_at_1pct"](y, (perfect > 0.5).astype(int), perfect) == pytest.approx(1.0)
     assert fns["gamma_acc_at_1pct"](y, (perfect < 0.5).astype(int), 1 - perfect) == pytest.approx(0.0, abs=0.01)
     rng = np.random.default_rng(0)
     noisy = perfect + rng.normal(0, 0.2, 1000)
     acc1, acc5 = (fns[k](y, None, noisy) for k in ("gamma_acc_at_1pct", "gamma_acc_at_5pct"))
-    assert 0 < acc1 < acc5 < 1                                       # looser contamination keeps more gammas
+    assert 0 < acc1 < acc5 < 1  # looser contamination keeps more gammas
 
 
 def test_regression_and_map_plots_draw_what_they_say():
     import matplotlib
+
     matplotlib.use("Agg")
     rng = np.random.default_rng(0)
     y = rng.uniform(0, 5, 300)
@@ -137,9 +173,9 @@ def test_regression_and_map_plots_draw_what_they_say():
     assert "target cap 5" in [t.get_text() for t in a.get_legend().get_texts()]
     with pytest.raises(ValueError, match="differ in length"):
         report.plot_regression_diagnostics(y, pred[:-1])
-    centres = np.array([[34.0, -118.0], [37.8, -122.4]])              # (latitude, longitude)
+    centres = np.array([[34.0, -118.0], [37.8, -122.4]])  # (latitude, longitude)
     ax = report.plot_map(rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50), rng.random(50), centres=centres)
-    np.testing.assert_allclose(ax.collections[1].get_offsets(), centres[:, ::-1])   # drawn as (x=lon, y=lat)
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), centres[:, ::-1])  # drawn as (x=lon, y=lat)
 
 
 def test_prediction_titles_say_truth_prediction_and_score():
@@ -168,6 +204,8 @@ def test_shift_figure_and_group_histograms_are_labelled():
     assert axes[0].get_title() == "true NORMAL images" and len(axes[2].get_lines()) == 3
     frame = pd.DataFrame({"mean": rng.random(50), "class": ["A", "B"] * 25, "split": ["x"] * 50})
     ax = report.plot_group_histograms(frame, "mean", ["class", "split"])
-    assert ax.get_xlabel() == "mean" and [t.get_text() for t in ax.get_legend().get_texts()] == \
-        ["A · x (25)", "B · x (25)"]
+    assert ax.get_xlabel() == "mean" and [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "A · x (25)",
+        "B · x (25)",
+    ]
     plt.close("all")

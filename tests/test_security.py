@@ -2,6 +2,7 @@
 
 Each payload, if it ran, would create a marker file; every test asserts the marker does not exist.
 """
+
 import builtins
 import os
 import re
@@ -13,10 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casebook import config, data, models, redshift as rz
+from casebook import config, data, persistence
+from casebook import redshift as rz
+from casebook.models import efficientnet_lite, mlp, tabular
+from casebook.training import mlp_classifier, search
 
 PY = sys.executable
-SRC = Path(models.__file__).resolve().parent
+SRC = Path(config.__file__).resolve().parent
 
 
 def _payload(marker: Path) -> str:
@@ -35,8 +39,9 @@ class _Exec:
 
 def run_tool(module, *args, env=None, cwd=None):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([PY, "-m", module, *map(str, args)], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [PY, "-m", module, *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
+    )
 
 
 def assert_refused(r, marker: Path, *words):
@@ -60,10 +65,13 @@ def hostile_skops_bundle(path: Path, marker: Path) -> Path:
     from sklearn.preprocessing import FunctionTransformer
 
     X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
-    pipe = Pipeline([
-        ("fill", FunctionTransformer(np.full_like, kw_args={"fill_value": _payload(marker), "dtype": object})),
-        ("run", FunctionTransformer(np.vectorize(builtins.exec))),
-        ("model", DummyClassifier())])
+    pipe = Pipeline(
+        [
+            ("fill", FunctionTransformer(np.full_like, kw_args={"fill_value": _payload(marker), "dtype": object})),
+            ("run", FunctionTransformer(np.vectorize(builtins.exec))),
+            ("model", DummyClassifier()),
+        ]
+    )
     for _, step in pipe.steps:  # fitted one by one: fitting the pipeline would run the payload right here
         step.fit(X, y)
     sio.dump({"pipeline": pipe, "features": ["x0", "x1"], "target": "target", "model": "random-forest"}, path)
@@ -74,8 +82,15 @@ def test_hostile_skops_bundle_is_refused_by_predict_classification(tmp_path):
     marker = tmp_path / "marker"
     model = hostile_skops_bundle(tmp_path / "model.skops", marker)
     (tmp_path / "in.csv").write_text("x0,x1\n1,2\n3,4\n")
-    r = run_tool("casebook.cli.predict_classification", "--model", model, "--data", tmp_path / "in.csv",
-                 "--output", tmp_path / "pred.csv")
+    r = run_tool(
+        "casebook.cli.predict_classification",
+        "--model",
+        model,
+        "--data",
+        tmp_path / "in.csv",
+        "--output",
+        tmp_path / "pred.csv",
+    )
     assert_refused(r, marker, "untrusted types", "builtins.exec", "numpy.vectorize")
     assert not (tmp_path / "pred.csv").exists()
 
@@ -91,8 +106,8 @@ def test_hostile_preprocessing_of_a_saved_mlp_pipeline_is_refused(tmp_path):
     prep = Pipeline([("f", FunctionTransformer(np.vectorize(builtins.exec)))])
     prep.steps[0][1].fit(np.zeros((2, 1)))
     sio.dump(prep, folder / "preprocessing.skops")
-    with pytest.raises(models.UntrustedFileError, match="builtins.exec"):
-        models.load_pipeline_with_mlp(folder)
+    with pytest.raises(persistence.UntrustedFileError, match="builtins.exec"):
+        mlp_classifier.load_pipeline_with_mlp(folder)
     assert not marker.exists()
 
 
@@ -108,13 +123,13 @@ def test_pickled_torch_weights_and_foreign_mlp_configs_are_refused(tmp_path):
     with open(folder / "mlp_state_dict.pt", "wb") as f:
         pickle.dump(_Exec(_payload(marker)), f)
     with pytest.raises(pickle.UnpicklingError):  # torch.load(weights_only=True) refuses the global
-        models.TorchMLPClassifier.load(folder)
+        mlp_classifier.TorchMLPClassifier.load(folder)
     assert not marker.exists()
-    torch.save(models.make_mlp(3, (4,), 2).state_dict(), folder / "mlp_state_dict.pt")
-    assert models.TorchMLPClassifier.load(folder).predict_proba(np.zeros((1, 3))).shape == (1, 2)
+    torch.save(mlp.make_mlp(3, (4,), 2).state_dict(), folder / "mlp_state_dict.pt")
+    assert mlp_classifier.TorchMLPClassifier.load(folder).predict_proba(np.zeros((1, 3))).shape == (1, 2)
     (folder / "mlp_config.json").write_text('{"hidden": [4], "classes": [0, 1], "n_features_in": 3, "evil": 1}')
     with pytest.raises(ValueError, match="not a TorchMLPClassifier config"):
-        models.TorchMLPClassifier.load(folder)
+        mlp_classifier.TorchMLPClassifier.load(folder)
 
 
 def test_a_hostile_efficientnet_lite_state_dict_is_never_unpickled(tmp_path):
@@ -125,7 +140,7 @@ def test_a_hostile_efficientnet_lite_state_dict_is_never_unpickled(tmp_path):
     with open(hostile, "wb") as f:
         pickle.dump({"_conv_stem.weight": _Exec(_payload(marker))}, f, protocol=2)
     with pytest.raises(pickle.UnpicklingError):  # torch.load(weights_only=True) refuses the global
-        models.lite_state_dict(hostile)
+        efficientnet_lite.lite_state_dict(hostile)
     assert not marker.exists()
 
 
@@ -133,18 +148,22 @@ def _written_objects():
     """Every kind of object casebook writes with skops: the train-classifier bundle for each model (the
     label types a CSV can give) and the gamma preprocessing pipeline for every outlier/balance option."""
     from casebook import preprocessing as pp
-    from casebook import training
 
     df = data.make_synthetic(200, n_classes=2)
     X, y = df.drop(columns="target"), df["target"].to_numpy()
-    for name in models.TABULAR_MODELS:
+    for name in tabular.TABULAR_MODELS:
         for labels in (y, y.astype(str), y.astype(float)):
-            pipe = training.train_tabular(X, labels, name, 2, 0)["pipeline"]
-            yield {"pipeline": pipe, "features": list(X.columns), "target": "target", "model": name,
-                   "classes": [c.item() if hasattr(c, "item") else c for c in pipe.classes_]}
+            pipe = search.train_tabular(X, labels, name, 2, 0)["pipeline"]
+            yield {
+                "pipeline": pipe,
+                "features": list(X.columns),
+                "target": "target",
+                "model": name,
+                "classes": [c.item() if hasattr(c, "item") else c for c in pipe.classes_],
+            }
     for outliers in pp.OUTLIER_OPTIONS:
         for balance in pp.BALANCE_OPTIONS:
-            pipe = pp.make_pipeline(models.TorchMLPClassifier(epochs=1), outliers, balance, y_train=y)
+            pipe = pp.make_pipeline(mlp_classifier.TorchMLPClassifier(epochs=1), outliers, balance, y_train=y)
             yield pipe.fit(X, y)[:-1]
 
 
@@ -153,10 +172,10 @@ def test_the_skops_allow_list_is_exactly_what_casebook_writes(tmp_path):
 
     needed = set()
     for k, obj in enumerate(_written_objects()):
-        path = models.save_skops(obj, tmp_path / f"{k}.skops")
+        path = persistence.save_skops(obj, tmp_path / f"{k}.skops")
         needed |= set(sio.get_untrusted_types(file=path))
-        models.load_skops(path)  # and each loads through the allow-list
-    assert needed == set(models.TRUSTED_SKOPS_TYPES)
+        persistence.load_skops(path)  # and each loads through the allow-list
+    assert needed == set(persistence.TRUSTED_SKOPS_TYPES)
 
 
 def test_no_loader_in_the_package_unpickles_without_an_explicit_opt_in():
@@ -188,8 +207,7 @@ def _redshift_files(folder: Path, attributes) -> Path:
     sim = rz.simulate(rz.SimulationConfig(n=200, seed=1))
     np.save(folder / "pdfs32.npy", sim.log_pdf)
     np.save(folder / "zgrid32.npy", sim.zgrid)
-    np.save(folder / "attributes32.npy", attributes if attributes is not None else sim.attributes,
-            allow_pickle=True)
+    np.save(folder / "attributes32.npy", attributes if attributes is not None else sim.attributes, allow_pickle=True)
     return folder
 
 
@@ -200,8 +218,14 @@ def test_hostile_attributes_npy_is_refused_by_train_redshift(tmp_path):
     hostile[0, 0] = _Exec(_payload(marker))
     _redshift_files(tmp_path / "data" / "redshift", hostile)
     out = tmp_path / "out"
-    r = run_tool("casebook.cli.train_redshift", "--epochs", 1, "--output-dir", out,
-                 env={"CASEBOOK_DATA": str(tmp_path / "data"), "CASEBOOK_ASSETS": str(tmp_path / "assets")})
+    r = run_tool(
+        "casebook.cli.train_redshift",
+        "--epochs",
+        1,
+        "--output-dir",
+        out,
+        env={"CASEBOOK_DATA": str(tmp_path / "data"), "CASEBOOK_ASSETS": str(tmp_path / "assets")},
+    )
     assert_refused(r, marker, "pickled object array", "python -m casebook.redshift convert", "--trust-pickle")
     assert not out.exists()
     with pytest.raises(data.DataFormatError, match="could run code"):
@@ -255,7 +279,7 @@ def _jpeg(path: Path, seed: int = 0) -> Path:
 def _corrupt(paths: dict[str, Path]) -> None:
     raw = paths["flipped"].read_bytes()
     mid = len(raw) // 2
-    paths["flipped"].write_bytes(raw[:mid] + bytes([raw[mid] ^ 0xFF]) + raw[mid + 1:])
+    paths["flipped"].write_bytes(raw[:mid] + bytes([raw[mid] ^ 0xFF]) + raw[mid + 1 :])
     paths["empty"].write_bytes(b"")
     paths["text"].write_text("<html>not an image</html>")
 
@@ -263,8 +287,10 @@ def _corrupt(paths: dict[str, Path]) -> None:
 def test_unreadable_images_are_named_without_a_manifest(tmp_path):
     folder = tmp_path / "chest-xray"
     good = _jpeg(folder / "train" / "NORMAL" / "IM-0001-0001.jpeg")
-    bad = {"empty": _jpeg(folder / "train" / "NORMAL" / "IM-0002-0001.jpeg", 1),
-           "text": _jpeg(folder / "test" / "PNEUMONIA" / "person1_bacteria_1.jpeg", 2)}
+    bad = {
+        "empty": _jpeg(folder / "train" / "NORMAL" / "IM-0002-0001.jpeg", 1),
+        "text": _jpeg(folder / "test" / "PNEUMONIA" / "person1_bacteria_1.jpeg", 2),
+    }
     cut = _jpeg(folder / "test" / "NORMAL" / "IM-0003-0001.jpeg", 3)
     bad["empty"].write_bytes(b"")
     bad["text"].write_text("not an image")
@@ -303,8 +329,10 @@ def test_data_check_names_byte_flipped_empty_and_non_image_xrays(real_data, tmp_
             (dst / p.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
             (dst / p.relative_to(src)).symlink_to(p)
     manifest = pd.read_csv(src / "manifest.csv")
-    picks = {kind: dst / r.split / r.label / r.file
-             for kind, r in zip(("flipped", "empty", "text"), manifest.iloc[[3, 700, 5000]].itertuples())}
+    picks = {
+        kind: dst / r.split / r.label / r.file
+        for kind, r in zip(("flipped", "empty", "text"), manifest.iloc[[3, 700, 5000]].itertuples(), strict=False)
+    }
     for p in picks.values():  # replace the link by a private copy before spoiling it
         data_bytes = p.read_bytes()
         p.unlink()

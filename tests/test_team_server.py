@@ -1,6 +1,8 @@
 """The team set-up, against the real thing: a throw-away PostgreSQL cluster and `casebook-mlflow-server`
 (MLflow's basic-auth server with --serve-artifacts) on it, both on loopback and free ports, stopped by PID in
 teardown even when a test fails."""
+
+import contextlib
 import glob
 import os
 import pwd
@@ -49,10 +51,8 @@ def stop(pid: int, sig: int, alive, seconds: float = 20) -> None:
     while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     if alive():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +70,26 @@ def postgres():
         if as_root:
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
+
     port, pgdata = free_port(), base / "data"
     run = dict(preexec_fn=demote, capture_output=True, text=True, timeout=60)
     try:
         r = subprocess.run([initdb, "-D", pgdata, "-A", "trust", "-U", "mlflow", "--no-sync", "-E", "UTF8"], **run)
         assert r.returncode == 0, r.stderr
-        r = subprocess.run([pg_ctl, "-D", pgdata, "-w", "-l", base / "log", "-o",
-                            f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off", "start"], **run)
+        r = subprocess.run(
+            [
+                pg_ctl,
+                "-D",
+                pgdata,
+                "-w",
+                "-l",
+                base / "log",
+                "-o",
+                f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off",
+                "start",
+            ],
+            **run,
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         r = subprocess.run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], **run)
         assert r.returncode == 0, r.stderr
@@ -106,10 +119,24 @@ class Server:
         store = [] if uri_in_env else ["--backend-store-uri", self.database_uri]
         env = {**self.env, "MLFLOW_BACKEND_STORE_URI": self.database_uri} if uri_in_env else self.env
         with open(log, "a") as out:
-            self.proc = subprocess.Popen([PY, "-m", "casebook.cli.mlflow_server", *store, "--artifacts-destination",
-                                          str(self.folder / "artifacts"), "--port", str(self.port),
-                                          "--workers", str(self.workers)], env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "casebook.cli.mlflow_server",
+                    *store,
+                    "--artifacts-destination",
+                    str(self.folder / "artifacts"),
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc.poll() is None, log.read_text()[-3000:]
@@ -132,8 +159,12 @@ class Server:
 
     def create_users(self) -> None:
         for name, password in USERS.items():
-            r = requests.post(f"{self.url}/api/2.0/mlflow/users/create", json={"username": name, "password": password},
-                              auth=("admin", ADMIN_PASSWORD), timeout=10)
+            r = requests.post(
+                f"{self.url}/api/2.0/mlflow/users/create",
+                json={"username": name, "password": password},
+                auth=("admin", ADMIN_PASSWORD),
+                timeout=10,
+            )
             assert r.ok, r.text
 
 
@@ -175,13 +206,26 @@ def tool(module, *args, user=None, password=None, url=None, cwd=None):
     env["CASEBOOK_MLFLOW_URI"] = url
     if user:
         env.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
-    return subprocess.run([PY, "-m", module, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=180)
+    return subprocess.run(
+        [PY, "-m", module, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=180
+    )
 
 
 def train(url, out, **login):
-    return tool("casebook.cli.train_classifier", "--model", "logistic-regression", "--n-samples", 400, "--cv", 2,
-                "--output-dir", out, "--track", url=url, **login)
+    return tool(
+        "casebook.cli.train_classifier",
+        "--model",
+        "logistic-regression",
+        "--n-samples",
+        400,
+        "--cv",
+        2,
+        "--output-dir",
+        out,
+        "--track",
+        url=url,
+        **login,
+    )
 
 
 def assert_exit_2(r, out: Path, *words):
@@ -196,8 +240,12 @@ def assert_exit_2(r, out: Path, *words):
 def test_anonymous_rest_calls_are_refused(server):
     r = requests.get(f"{server}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=10)
     assert r.status_code == 401
-    r = requests.get(f"{server}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
-                     auth=("alice", USERS["alice"]), timeout=10)
+    r = requests.get(
+        f"{server}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=("alice", USERS["alice"]),
+        timeout=10,
+    )
     assert r.status_code == 200
 
 
@@ -230,8 +278,14 @@ def test_a_tracked_run_lands_on_the_server_and_its_model_reloads_by_alias(server
     assert version == 1
     champion = tracking.load_by_alias("synthetic-classifier", "champion", flavor="sklearn")
     validation = pd.read_csv(out / "validation.csv")
-    local = tool("casebook.cli.predict_classification", "--model", out / "model.skops",
-                 "--output", tmp_path / "local.csv", url="")
+    local = tool(
+        "casebook.cli.predict_classification",
+        "--model",
+        out / "model.skops",
+        "--output",
+        tmp_path / "local.csv",
+        url="",
+    )
     assert local.returncode == 0, local.stderr
     expected = pd.read_csv(tmp_path / "local.csv")["prediction"].to_numpy()
     assert (champion.predict(validation.drop(columns="target")) == expected).all()
@@ -253,8 +307,12 @@ def test_wrong_or_missing_credentials_exit_2_before_any_work(server, tmp_path, m
 
 
 def test_no_permission_and_no_server_exit_2(server, tmp_path):
-    r = requests.post(f"{server}/api/2.0/mlflow/experiments/create", json={"name": "synthetic"},
-                      auth=("alice", USERS["alice"]), timeout=10)  # alice's experiment, unless it exists already
+    r = requests.post(
+        f"{server}/api/2.0/mlflow/experiments/create",
+        json={"name": "synthetic"},
+        auth=("alice", USERS["alice"]),
+        timeout=10,
+    )  # alice's experiment, unless it exists already
     assert r.ok or "RESOURCE_ALREADY_EXISTS" in r.text, r.text
     r = train(server, tmp_path / "bob", user="bob", password=USERS["bob"])  # bob may only read alice's experiment
     assert_exit_2(r, tmp_path / "bob", "403", "user 'bob'", "experiment 'synthetic'")
@@ -265,13 +323,18 @@ def test_no_permission_and_no_server_exit_2(server, tmp_path):
 
 def _runs_on(url: str, experiment: str, user: str = "alice") -> list[dict]:
     auth = (user, USERS[user])
-    r = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": experiment},
-                     auth=auth, timeout=10)
+    r = requests.get(
+        f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": experiment}, auth=auth, timeout=10
+    )
     if r.status_code == 404:
         return []
     assert r.ok, r.text
-    found = requests.post(f"{url}/api/2.0/mlflow/runs/search", auth=auth, timeout=10,
-                          json={"experiment_ids": [r.json()["experiment"]["experiment_id"]], "max_results": 100})
+    found = requests.post(
+        f"{url}/api/2.0/mlflow/runs/search",
+        auth=auth,
+        timeout=10,
+        json={"experiment_ids": [r.json()["experiment"]["experiment_id"]], "max_results": 100},
+    )
     return found.json().get("runs", [])
 
 
@@ -281,12 +344,30 @@ def test_four_first_runs_started_together_all_land(fresh, tmp_path, monkeypatch)
     fresh.start()
     fresh.create_users()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "CASEBOOK_MLFLOW"))}
-    env.update(CASEBOOK_MLFLOW_URI=fresh.url, MLFLOW_TRACKING_USERNAME="alice",
-               MLFLOW_TRACKING_PASSWORD=USERS["alice"])
-    procs = [subprocess.Popen([PY, "-m", "casebook.cli.train_classifier", "--model", "logistic-regression",
-                               "--n-samples", "400", "--cv", "2", "--output-dir", str(tmp_path / f"out{k}"),
-                               "--track"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for k in range(4)]
+    env.update(CASEBOOK_MLFLOW_URI=fresh.url, MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=USERS["alice"])
+    procs = [
+        subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "casebook.cli.train_classifier",
+                "--model",
+                "logistic-regression",
+                "--n-samples",
+                "400",
+                "--cv",
+                "2",
+                "--output-dir",
+                str(tmp_path / f"out{k}"),
+                "--track",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(4)
+    ]
     results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
     assert [code for code, _ in results] == [0, 0, 0, 0], [err[-600:] for _, err in results]
     runs = _runs_on(fresh.url, "synthetic")
@@ -315,12 +396,30 @@ def _tool_in_background(url: str, out: Path) -> tuple[subprocess.Popen, float]:
     before = {r["info"]["run_id"] for r in _runs_on(url, "synthetic")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "CASEBOOK_MLFLOW"))}
     env.update(CASEBOOK_MLFLOW_URI=url, MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=USERS["alice"])
-    proc = subprocess.Popen([PY, "-m", "casebook.cli.train_classifier", "--model", "svm", "--n-samples", "6000",
-                             "--cv", "5", "--output-dir", str(out), "--track"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "casebook.cli.train_classifier",
+            "--model",
+            "svm",
+            "--n-samples",
+            "6000",
+            "--cv",
+            "5",
+            "--output-dir",
+            str(out),
+            "--track",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
-    while not any(r["info"]["status"] == "RUNNING" and r["info"]["run_id"] not in before
-                  for r in _runs_on(url, "synthetic")):
+    while not any(
+        r["info"]["status"] == "RUNNING" and r["info"]["run_id"] not in before for r in _runs_on(url, "synthetic")
+    ):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-800:]
         time.sleep(0.3)
     return proc, time.monotonic()
@@ -337,8 +436,9 @@ def test_a_server_gone_mid_run_stops_the_tool_with_one_line_and_a_restart_lets_i
     waited = time.monotonic() - opened
     lines = err.strip().splitlines()
     assert proc.returncode == 2, out + err
-    assert len(lines) == 1 and lines[0].startswith(f"train-classifier: error: MLflow server {fresh.url} stopped "
-                                                   "answering"), err
+    assert len(lines) == 1 and lines[0].startswith(
+        f"train-classifier: error: MLflow server {fresh.url} stopped answering"
+    ), err
     assert not (tmp_path / "gone").exists(), "output written although the run could not be logged"
     retry_bound = 30 + 20  # TOOL_RETRIES' back-off, plus training time left when the server went
     assert waited < retry_bound + 40, f"{waited:.0f} s"
@@ -359,28 +459,55 @@ def test_a_server_gone_mid_run_stops_the_tool_with_one_line_and_a_restart_lets_i
 def test_artifacts_can_only_be_written_under_the_servers_root(server, postgres, tmp_path):
     auth = ("alice", USERS["alice"])
     outside = tmp_path / "outside"
-    r = requests.post(f"{server}/api/2.0/mlflow/experiments/create", auth=auth, timeout=10,
-                      json={"name": "escape", "artifact_location": outside.as_uri()})
+    r = requests.post(
+        f"{server}/api/2.0/mlflow/experiments/create",
+        auth=auth,
+        timeout=10,
+        json={"name": "escape", "artifact_location": outside.as_uri()},
+    )
     assert r.status_code == 400 and "artifact_location" in r.json()["message"], r.text
-    assert requests.get(f"{server}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "escape"},
-                        auth=auth, timeout=10).status_code == 404
+    assert (
+        requests.get(
+            f"{server}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "escape"},
+            auth=auth,
+            timeout=10,
+        ).status_code
+        == 404
+    )
     # an experiment with a foreign location made behind the server's back (before the guard, another tool)
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore(postgres, str(tmp_path / "unused"))
     foreign = store.create_experiment("foreign-location", artifact_location=outside.as_uri())
-    r = requests.post(f"{server}/api/2.0/mlflow/runs/create", auth=("admin", ADMIN_PASSWORD), timeout=10,
-                      json={"experiment_id": foreign, "start_time": int(time.time() * 1000)})
+    r = requests.post(
+        f"{server}/api/2.0/mlflow/runs/create",
+        auth=("admin", ADMIN_PASSWORD),
+        timeout=10,
+        json={"experiment_id": foreign, "start_time": int(time.time() * 1000)},
+    )
     run_id = r.json()["run"]["info"]["run_id"]
-    r = requests.post(f"{server}/ajax-api/2.0/mlflow/upload-artifact", params={"run_uuid": run_id, "path": "up.txt"},
-                      data=b"hello", auth=("admin", ADMIN_PASSWORD), timeout=10)
+    r = requests.post(
+        f"{server}/ajax-api/2.0/mlflow/upload-artifact",
+        params={"run_uuid": run_id, "path": "up.txt"},
+        data=b"hello",
+        auth=("admin", ADMIN_PASSWORD),
+        timeout=10,
+    )
     assert r.status_code == 403, r.text
-    for raw in ("%2Ftmp%2Fcasebook-escape.txt", "....//casebook-escape.txt", "0/../../casebook-escape.txt",
-                "0/..%2F..%2Fcasebook-escape.txt", "0//x.txt", "0/%5C..%5Cx.txt"):
+    for raw in (
+        "%2Ftmp%2Fcasebook-escape.txt",
+        "....//casebook-escape.txt",
+        "0/../../casebook-escape.txt",
+        "0/..%2F..%2Fcasebook-escape.txt",
+        "0//x.txt",
+        "0/%5C..%5Cx.txt",
+    ):
         status, text = _raw_put(server, f"/api/2.0/mlflow-artifacts/artifacts/{raw}", auth)
         assert status == 400, (raw, status, text)
-    written = [p for p in (outside, Path("/tmp/casebook-escape.txt"), tmp_path.parent / "casebook-escape.txt")
-               if p.exists()]
+    written = [
+        p for p in (outside, Path("/tmp/casebook-escape.txt"), tmp_path.parent / "casebook-escape.txt") if p.exists()
+    ]
     assert not written, written
 
 
@@ -403,8 +530,12 @@ def test_no_database_password_is_left_on_disk_or_on_a_command_line(postgres, tmp
     handle = Server(host_part, tmp_path)
     try:
         handle.start(uri_in_env=True)
-        pids = [int(p) for p in subprocess.run(["pgrep", "-g", str(handle.proc.pid)], capture_output=True,
-                                               text=True).stdout.split()]
+        pids = [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-g", str(handle.proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
         assert len(pids) >= 3  # the launcher, mlflow server, uvicorn and its worker
         for pid in pids:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
@@ -437,16 +568,25 @@ def test_the_readme_user_api_works(server):
         assert 'users.grant_user_permission(username="alice", resource_type="experiment"' in readme
         users = get_app_client("basic-auth", tracking_uri=server)
         users.create_user(username="carol", password="Carol-pass-for-tests")
-        r = requests.post(f"{server}/api/2.0/mlflow/experiments/create", json={"name": "admins-experiment"},
-                          auth=("admin", ADMIN_PASSWORD), timeout=10)
+        r = requests.post(
+            f"{server}/api/2.0/mlflow/experiments/create",
+            json={"name": "admins-experiment"},
+            auth=("admin", ADMIN_PASSWORD),
+            timeout=10,
+        )
         experiment_id = r.json()["experiment_id"]
-        users.grant_user_permission(username="carol", resource_type="experiment", resource_id=experiment_id,
-                                    permission="EDIT")
+        users.grant_user_permission(
+            username="carol", resource_type="experiment", resource_id=experiment_id, permission="EDIT"
+        )
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    r = requests.post(f"{server}/api/2.0/mlflow/runs/create", auth=("carol", "Carol-pass-for-tests"), timeout=10,
-                      json={"experiment_id": experiment_id, "start_time": int(time.time() * 1000)})
+    r = requests.post(
+        f"{server}/api/2.0/mlflow/runs/create",
+        auth=("carol", "Carol-pass-for-tests"),
+        timeout=10,
+        json={"experiment_id": experiment_id, "start_time": int(time.time() * 1000)},
+    )
     assert r.ok, r.text
 
 
@@ -471,22 +611,49 @@ def test_long_params_and_non_finite_metrics_are_kept_not_changed(server, monkeyp
     assert Path(local).read_text() == long_value
     assert run.data.metrics == {"accuracy": 0.5, "val_loss": 1.0}
     tags = {k: v for k, v in run.data.tags.items() if k.startswith(tracking.NONFINITE_TAG)}
-    assert tags == {f"{tracking.NONFINITE_TAG}loss": "nan", f"{tracking.NONFINITE_TAG}ratio": "inf",
-                    f"{tracking.NONFINITE_TAG}val_loss": "-inf at step 2"}
+    assert tags == {
+        f"{tracking.NONFINITE_TAG}loss": "nan",
+        f"{tracking.NONFINITE_TAG}ratio": "inf",
+        f"{tracking.NONFINITE_TAG}val_loss": "-inf at step 2",
+    }
 
 
 def test_the_load_benchmark_counts_what_landed(server):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "CASEBOOK_MLFLOW"))}
     env.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=USERS["alice"])
     for mode in ("per-step", "batched"):
-        r = subprocess.run([PY, "-m", "casebook.cli.server_load", "--url", server, "--clients", "2", "--runs", "2",
-                            "--steps", "5", "--mode", mode], capture_output=True, text=True, env=env, timeout=180)
+        r = subprocess.run(
+            [
+                PY,
+                "-m",
+                "casebook.cli.server_load",
+                "--url",
+                server,
+                "--clients",
+                "2",
+                "--runs",
+                "2",
+                "--steps",
+                "5",
+                "--mode",
+                mode,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
         assert r.returncode == 0, r.stderr
         rows = {line.split()[0]: line.split()[1:6] for line in r.stdout.splitlines()[2:6]}
         assert "runs" in rows, r.stdout + r.stderr
         assert rows["runs"] == ["4", "4", "4", "0", "0"], r.stdout
         assert rows["metric"] == ["points", "20", "20", "20", "0"], r.stdout
         assert rows["artifacts"] == ["4", "4", "4", "0", "0"], r.stdout
-    bad = subprocess.run([PY, "-m", "casebook.cli.server_load", "--url", server, "--kill", "1"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run(
+        [PY, "-m", "casebook.cli.server_load", "--url", server, "--kill", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr

@@ -13,8 +13,12 @@ def test_runs_land_in_the_configured_sqlite_store_and_models_round_trip():
     x = np.random.default_rng(0).normal(size=(60, 3))
     y = (x[:, 0] > 0).astype(int)
     model = LogisticRegression().fit(x, y)
-    with tracking.run("test-exp", tracking.next_run_name("test-exp", "lr"), params={"C": 1.0, "opt": {"tol": 1e-4}},
-                      tags={"stage": "candidate"}) as r:
+    with tracking.run(
+        "test-exp",
+        tracking.next_run_name("test-exp", "lr"),
+        params={"C": 1.0, "opt": {"tol": 1e-4}},
+        tags={"stage": "candidate"},
+    ) as r:
         tracking.log_metrics({"accuracy": {"value": 0.9, "ci95": [0.8, 0.95]}, "loss": 0.3})
         tracking.log_history({"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
         info = tracking.log_model(model, "sklearn", input_example=x[:5])

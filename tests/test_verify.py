@@ -1,4 +1,5 @@
 """Provenance in results files, and `make verify` re-checking them against a real re-execution."""
+
 import json
 import subprocess
 
@@ -10,8 +11,9 @@ from casebook.notebooks import execute, list_notebooks
 
 
 def _head() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.REPO_ROOT, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=config.REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _models(value: float = 0.9):
@@ -22,15 +24,15 @@ def test_results_record_provenance_tolerances_and_who_produced_each_model(tmp_pa
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
     monkeypatch.setenv(provenance.NOTEBOOK_ENV, "01_first")
     config.seed_everything(7)
-    report.write_results("demo", "toy", "p", {"01_first": 3.0}, _models(), "a",
-                         tolerances=report.tolerance("exact"))
+    report.write_results("demo", "toy", "p", {"01_first": 3.0}, _models(), "a", tolerances=report.tolerance("exact"))
     monkeypatch.setenv(provenance.NOTEBOOK_ENV, "02_second")  # a second notebook adds a model to the file
     previous = report.read_results("demo")
     models = {**previous["models"], "b": _models(0.8)["a"]}
     tolerances = {**previous["tolerances"], "b": report.tolerance("ci_half_width")}
     selection = report.selection_record("cv", {"a": 0.9, "b": 0.8})
-    report.write_results("demo", "toy", "p", {"01_first": 3.0, "02_second": 4.0}, models, "a",
-                         selection=selection, tolerances=tolerances)
+    report.write_results(
+        "demo", "toy", "p", {"01_first": 3.0, "02_second": 4.0}, models, "a", selection=selection, tolerances=tolerances
+    )
     d = report.read_results("demo")
     assert d["models_by_notebook"] == {"01_first": ["a"], "02_second": ["b"]}
     assert set(d["provenance"]) == {"01_first", "02_second"}
@@ -54,8 +56,13 @@ def test_the_readme_table_refuses_smoke_results(tmp_path, monkeypatch, smoke):
 
 def test_compare_applies_the_declared_tolerance():
     prov = {"versions": {"numpy": "2"}, "devices": {"cpu": "x"}}
-    committed = {"case": "demo", "models": _models(0.9), "best": "a", "provenance": {"01_x": prov},
-                 "tolerances": {"a": report.tolerance("exact")}}
+    committed = {
+        "case": "demo",
+        "models": _models(0.9),
+        "best": "a",
+        "provenance": {"01_x": prov},
+        "tolerances": {"a": report.tolerance("exact")},
+    }
     rerun = {"case": "demo", "models": _models(0.9001), "best": "a", "provenance": {"01_x": prov}}
     rows, diffs = verify.compare("01_x", committed, rerun)
     assert [r["verdict"] for r in rows] == ["FAIL", "ok"] and diffs == []  # 1e-4 is not exact
@@ -74,14 +81,24 @@ def test_bad_arguments_and_missing_data_are_one_line_and_exit_2(tmp_path, capsys
     results = tmp_path / "results"
     results.mkdir()
     record = {"data_files": {"mnist/train-images-idx3-ubyte.gz": "0" * 64}}  # what the committed run read
-    (results / "mnist.json").write_text(json.dumps({"case": "mnist", "runtimes": {"05_mnist_cnn": 1.0},
-                                                    "models": _models(), "best": "a",
-                                                    "provenance": {"05_mnist_cnn": record}}))
-    for argv, expected in ((["99"], "no notebook matches '99'"),
-                           (["05", "--no-execute"], "--no-execute compares an earlier rerun"),
-                           (["05", "--bogus"], "unrecognized arguments"),
-                           (["03", "--committed", str(results)], "no committed results of 03"),
-                           (["05", "--committed", str(results)], "needs dataset 'mnist'")):
+    (results / "mnist.json").write_text(
+        json.dumps(
+            {
+                "case": "mnist",
+                "runtimes": {"05_mnist_cnn": 1.0},
+                "models": _models(),
+                "best": "a",
+                "provenance": {"05_mnist_cnn": record},
+            }
+        )
+    )
+    for argv, expected in (
+        (["99"], "no notebook matches '99'"),
+        (["05", "--no-execute"], "--no-execute compares an earlier rerun"),
+        (["05", "--bogus"], "unrecognized arguments"),
+        (["03", "--committed", str(results)], "no committed results of 03"),
+        (["05", "--committed", str(results)], "needs dataset 'mnist'"),
+    ):
         assert verify.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("verify: error: ") and expected in err and err.count("\n") == 1, err
@@ -93,8 +110,11 @@ def test_verify_holds_on_a_smoke_rerun_and_names_an_altered_number(tmp_path, cap
     holds; one committed number altered, verify exits 1 naming it. The provenance written is true."""
     path = next(p for p in list_notebooks() if p.name.startswith("05_"))
     assets = tmp_path / "committed"
-    env = {"CASEBOOK_ASSETS": str(assets), "CASEBOOK_MLFLOW": str(tmp_path / "mlflow"),
-           "CASEBOOK_OUTPUTS": str(tmp_path / "outputs")}
+    env = {
+        "CASEBOOK_ASSETS": str(assets),
+        "CASEBOOK_MLFLOW": str(tmp_path / "mlflow"),
+        "CASEBOOK_OUTPUTS": str(tmp_path / "outputs"),
+    }
     execute(path, tmp_path / path.name, smoke=True, timeout=240, extra_env=env)
     results_file = assets / "results" / "mnist.json"
     d = json.loads(results_file.read_text())

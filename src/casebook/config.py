@@ -13,6 +13,7 @@ CASEBOOK_MLFLOW_URI  a tracking server (e.g. ``http://mlflow.example:5000``) tha
                   to instead of the local sqlite store; credentials come from MLflow's own
                   ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``
 """
+
 from __future__ import annotations
 
 import os
@@ -71,7 +72,8 @@ def data_root() -> Path:
 
 def assets_root() -> Path:
     """Where notebooks write figures and results: ``$CASEBOOK_ASSETS``, else ``<repo>/assets`` in full mode.
-    Smoke runs default to ``<outputs>/smoke-assets`` (git-ignored): tiny-data figures never overwrite the committed ones."""
+    Smoke runs default to ``<outputs>/smoke-assets`` (git-ignored): tiny-data figures never overwrite the
+    committed ones."""
     if os.environ.get("CASEBOOK_ASSETS"):
         return Path(os.environ["CASEBOOK_ASSETS"]).expanduser().resolve()
     return outputs_dir() / "smoke-assets" if is_smoke() else (REPO_ROOT / "assets").resolve()
@@ -191,11 +193,14 @@ def device(name: str | None = None):
     except RuntimeError:
         raise RuntimeError(f"CASEBOOK_DEVICE={wanted!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
     if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
-        raise RuntimeError(f"device {wanted!r} asked for, but torch {torch.__version__} sees "
-                           f"{torch.cuda.device_count()} CUDA GPU(s); unset CASEBOOK_DEVICE or use cpu")
+        raise RuntimeError(
+            f"device {wanted!r} asked for, but torch {torch.__version__} sees "
+            f"{torch.cuda.device_count()} CUDA GPU(s); unset CASEBOOK_DEVICE or use cpu"
+        )
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError(f"device 'mps' asked for, but torch {torch.__version__} sees no Apple GPU; "
-                           f"unset CASEBOOK_DEVICE or use cpu")
+        raise RuntimeError(
+            f"device 'mps' asked for, but torch {torch.__version__} sees no Apple GPU; unset CASEBOOK_DEVICE or use cpu"
+        )
     if dev.type not in ("cpu", "cuda", "mps"):
         raise RuntimeError(f"CASEBOOK_DEVICE={wanted!r}: casebook runs on cpu, cuda or mps")
     if dev.type == "cuda" and dev.index is None:  # 'cuda' means the current GPU: name it, so devices compare
@@ -238,11 +243,13 @@ def hosted_setup_report() -> str:
 
         gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
         lines.append(f"TensorFlow {tf.__version__} GPUs: {', '.join(gpus) or 'none (CPU)'}")
-    lines += ["data: MNIST, Fashion-MNIST, MAGIC, California Housing and the MobileNet weights download by "
-              "themselves, with checksums;",
-              "chest X-rays (notebook 08): on Kaggle, add the dataset paultimothymooney/chest-xray-pneumonia "
-              "to the notebook (found under /kaggle/input); on Colab, set KAGGLE_USERNAME and KAGGLE_KEY "
-              "(kagglehub downloads it)."]
+    lines += [
+        "data: MNIST, Fashion-MNIST, MAGIC, California Housing and the MobileNet weights download by "
+        "themselves, with checksums;",
+        "chest X-rays (notebook 08): on Kaggle, add the dataset paultimothymooney/chest-xray-pneumonia "
+        "to the notebook (found under /kaggle/input); on Colab, set KAGGLE_USERNAME and KAGGLE_KEY "
+        "(kagglehub downloads it).",
+    ]
     return "\n".join(lines)
 
 

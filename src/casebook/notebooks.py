@@ -7,6 +7,7 @@ Outputs and execution counts (1..N from a top-to-bottom run: deterministic, so t
 metadata and per-cell execution timestamps are stripped so that a re-run only changes what really changed.
 Executed headless (``CASEBOOK_HEADLESS=1``), progress bars draw nothing: a committed output holds no bar.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,12 +98,15 @@ def audit(nb, executed: bool = True, paths: bool = True) -> list[str]:
             found = ABSOLUTE_PATH.search(text)
             if paths and (found or str(config.REPO_ROOT) in text):
                 at = found.start() if found else text.index(str(config.REPO_ROOT))
-                problems.append(f"{where}: absolute path in output: {text[at:at + 60]!r}")
+                problems.append(f"{where}: absolute path in output: {text[at : at + 60]!r}")
             if PROGRESS_TEXT.search(text):
                 problems.append(f"{where}: progress or epoch-log text: {PROGRESS_TEXT.search(text).group(0)!r}")
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                bad = [line for line in text.splitlines()
-                       if line.strip() and not any(p.match(line) for p in STDERR_ALLOWED)]
+                bad = [
+                    line
+                    for line in text.splitlines()
+                    if line.strip() and not any(p.match(line) for p in STDERR_ALLOWED)
+                ]
                 problems += [f"{where}: stderr {line[:120]!r}" for line in bad]
     return problems
 
@@ -115,10 +119,12 @@ def badges(notebook: str, url: str | None = None) -> str:
     """'Open in Colab' and 'Open in Kaggle' badges for ``notebooks/<notebook>.ipynb`` on the main branch."""
     url = url or config.repository_url()
     path = url.removeprefix("https://github.com/") + f"/blob/main/notebooks/{notebook}.ipynb"
-    return (f"[![Open In Colab](https://colab.research.google.com/assets/{BADGE_MARKER})]"
-            f"(https://colab.research.google.com/github/{path}) "
-            f"[![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]"
-            f"(https://kaggle.com/kernels/welcome?src=https://github.com/{path})")
+    return (
+        f"[![Open In Colab](https://colab.research.google.com/assets/{BADGE_MARKER})]"
+        f"(https://colab.research.google.com/github/{path}) "
+        f"[![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]"
+        f"(https://kaggle.com/kernels/welcome?src=https://github.com/{path})"
+    )
 
 
 def setup_cell(url: str | None = None) -> str:
@@ -143,6 +149,7 @@ if ON_COLAB or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:  # clone, install what is
     sys.path.insert(0, f"{{checkout}}/src")
     os.chdir(f"{{checkout}}/notebooks")
     from casebook import config
+
     print(config.hosted_setup_report())"""
 
 
@@ -189,8 +196,9 @@ def sync_readme(readme: Path | None = None, url: str | None = None) -> bool:
     else:
         lines[1:1] = ["", ci_badge(url)]
     row = re.compile(r"^\| \[(\d\d_\w+)\]\(notebooks/\1\.ipynb\) \|[^|]*\|", re.M)
-    new = row.sub(lambda m: f"| [{m.group(1)}](notebooks/{m.group(1)}.ipynb) | {badges(m.group(1), url)} |",
-                  "\n".join(lines))
+    new = row.sub(
+        lambda m: f"| [{m.group(1)}](notebooks/{m.group(1)}.ipynb) | {badges(m.group(1), url)} |", "\n".join(lines)
+    )
     if new != text:
         readme.write_text(new)
     return new != text
@@ -201,8 +209,9 @@ def list_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if not p.name.endswith((".failed.ipynb", ".part.ipynb")))
 
 
-def execute(path: Path, out: Path | None = None, smoke: bool = False, timeout: int = 1800,
-            extra_env: dict | None = None) -> float:
+def execute(
+    path: Path, out: Path | None = None, smoke: bool = False, timeout: int = 1800, extra_env: dict | None = None
+) -> float:
     """Execute ``path`` with the notebook's folder as working directory; write the result to ``out``
     (default: in place). Returns wall seconds. Raises ``nbclient`` errors if a cell fails (the partial
     notebook is then written beside ``out`` as ``*.failed.ipynb`` for inspection, never over it)."""
@@ -220,9 +229,13 @@ def execute(path: Path, out: Path | None = None, smoke: bool = False, timeout: i
     try:
         # C-level writes to the kernel's stderr (TensorFlow's oneDNN notice, printed before its logging is set
         # up on CPUs with AVX-512) stay on the runner's terminal instead of landing in committed outputs
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent.resolve())}},
-                                extra_arguments=["--IPKernelApp.capture_fd_output=False"])
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent.resolve())}},
+            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+        )
         try:
             client.execute()
         except Exception:
@@ -245,9 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="smoke mode (tiny data); requires --out")
     ap.add_argument("--out", type=Path, help="write executed copies here instead of in place")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
-    ap.add_argument("--sync-setup", action="store_true",
-                    help="only rewrite the badges and Colab/Kaggle set-up cells (and the README's badges) from "
-                         "[project.urls] Repository in pyproject.toml; executes nothing")
+    ap.add_argument(
+        "--sync-setup",
+        action="store_true",
+        help="only rewrite the badges and Colab/Kaggle set-up cells (and the README's badges) from "
+        "[project.urls] Repository in pyproject.toml; executes nothing",
+    )
     args = ap.parse_args(argv)
     if args.sync_setup:
         changed = [p.name for p in (args.notebooks or list_notebooks()) if sync_setup(p)]

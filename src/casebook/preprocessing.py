@@ -3,6 +3,7 @@
 Samplers (SMOTE, :class:`IQROutlierRemover`) run only while a pipeline is *fitted*; at predict time they are
 skipped, so resampled or removed rows never reach evaluation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,13 @@ class GeoSimilarity(TransformerMixin, BaseEstimator):
     A small MLP given two raw coordinates has to carve coastlines and cities out of a few ReLUs; these columns
     hand it "how close is this block group to each dense area" directly. ``gamma`` is in 1/degree²."""
 
-    def __init__(self, n_clusters: int = 50, gamma: float = 2.0, columns=("Latitude", "Longitude"),
-                 seed: int = config.DEFAULT_SEED):
+    def __init__(
+        self,
+        n_clusters: int = 50,
+        gamma: float = 2.0,
+        columns=("Latitude", "Longitude"),
+        seed: int = config.DEFAULT_SEED,
+    ):
         self.n_clusters, self.gamma, self.columns, self.seed = n_clusters, gamma, columns, seed
 
     def _coords(self, X):
@@ -52,7 +58,9 @@ class GeoSimilarity(TransformerMixin, BaseEstimator):
 
         coords = self._coords(X)
         if not 1 <= self.n_clusters <= len(coords):
-            raise ValueError(f"n_clusters must be between 1 and the number of rows ({len(coords)}), got {self.n_clusters}")
+            raise ValueError(
+                f"n_clusters must be between 1 and the number of rows ({len(coords)}), got {self.n_clusters}"
+            )
         self.kmeans_ = KMeans(self.n_clusters, n_init=10, random_state=self.seed).fit(coords)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
@@ -103,8 +111,14 @@ def with_class_weight(model, y=None):
     return model
 
 
-def make_pipeline(model, outliers: str = "none", balance: str = "none", power: bool = True, seed: int = 42,
-                  y_train=None):
+def make_pipeline(
+    model,
+    outliers: str = "none",
+    balance: str = "none",
+    power: bool = True,
+    seed: int = config.DEFAULT_SEED,
+    y_train=None,
+):
     """imblearn Pipeline: [outliers] → Yeo-Johnson → StandardScaler → [SMOTE] → model.
 
     ``outliers``: none / clip (:class:`IQRClipper`) / remove (:class:`IQROutlierRemover`, training rows only);
@@ -142,8 +156,9 @@ def split_three(X, y, test: float = 0.201, validation: float = 0.099, seed: int 
     n = len(y)
     n_val, n_test = round(n * validation), round(n * test)
     X_rest, X_val, y_rest, y_val = train_test_split(X, y, test_size=n_val, stratify=y, random_state=seed)
-    X_train, X_test, y_train, y_test = train_test_split(X_rest, y_rest, test_size=n_test, stratify=y_rest,
-                                                        random_state=seed)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X_rest, y_rest, test_size=n_test, stratify=y_rest, random_state=seed
+    )
     return X_train, X_test, X_val, y_train, y_test, y_val
 
 
@@ -190,8 +205,16 @@ def grouped_split(index, val_fraction: float = 0.15, seed: int = config.DEFAULT_
     return df.iloc[tr].reset_index(drop=True), df.iloc[va].reset_index(drop=True)
 
 
-def xray_dataset(paths, labels, img_size: int = 224, preprocess=None, batch_size: int = 32, shuffle: bool = False,
-                 cache: bool = True, seed: int = config.DEFAULT_SEED):
+def xray_dataset(
+    paths,
+    labels,
+    img_size: int = 224,
+    preprocess=None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    cache: bool = True,
+    seed: int = config.DEFAULT_SEED,
+):
     """``tf.data`` pipeline streaming JPEGs from disk: decode as grey → pad to square (keeping the aspect ratio)
     → resize to ``img_size`` → grey to 3 channels → cache (as uint8-range images, not the float set) →
     [shuffle] → batch → the backbone's own ``preprocess`` → prefetch. Yields ``(images, labels)``.

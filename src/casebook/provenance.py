@@ -6,6 +6,7 @@ seeds and the mode of the process that produced it.
 a heavy library: versions are read from the installed distributions, devices only from frameworks the process
 has already imported.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,7 @@ def library_versions() -> dict[str, str | None]:
 
 def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=config.REPO_ROOT, capture_output=True, text=True,
-                              timeout=20)
+        done = subprocess.run(["git", *args], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -88,9 +88,9 @@ def commit_state() -> dict:
         path = line[3:].split(" -> ")[-1].strip('"')
         if path.startswith(WRITTEN_BY_RUNS):
             continue
-        if path.startswith("notebooks/") and path.endswith(".ipynb") and set(line[:2].strip()) == {"M"}:
-            if not _notebook_code_changed(path):
-                continue
+        notebook = path.startswith("notebooks/") and path.endswith(".ipynb")
+        if notebook and set(line[:2].strip()) == {"M"} and not _notebook_code_changed(path):
+            continue
         changed.append(path)
     return {"commit": head.strip(), "dirty": bool(changed), "dirty_files": sorted(changed)}
 
@@ -156,8 +156,9 @@ def per_notebook(previous: dict | None, runtimes: dict, models) -> tuple[dict, d
     previous = previous or {}
     others = [nb for nb in runtimes if nb != current]
     prov = {nb: p for nb, p in previous.get("provenance", {}).items() if nb in others}
-    owned = {nb: [m for m in ms if m in models] for nb, ms in previous.get("models_by_notebook", {}).items()
-             if nb in others}
+    owned = {
+        nb: [m for m in ms if m in models] for nb, ms in previous.get("models_by_notebook", {}).items() if nb in others
+    }
     claimed = {m for ms in owned.values() for m in ms}
     owned[current] = [m for m in models if m not in claimed]
     prov[current] = collect(runtimes.get(current))
@@ -179,8 +180,10 @@ def summary_line(record: dict) -> str:
     dev = record["devices"]
     device = dev.get("torch_device") or f"cpu ({dev['cpu_threads']} threads)"
     n_files = len(record["data_files"])
-    return (f"provenance: commit {commit} ({state}), {record['mode']} mode, {n_files} data files "
-            f"checked, {dev['cpu']}, {device}; {versions}")
+    return (
+        f"provenance: commit {commit} ({state}), {record['mode']} mode, {n_files} data files "
+        f"checked, {dev['cpu']}, {device}; {versions}"
+    )
 
 
 def differences(committed: dict, rerun: dict) -> list[str]:

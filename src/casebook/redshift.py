@@ -25,6 +25,7 @@ Files (real data, or written by :func:`save_files`) in ``<data root>/redshift/``
   last  reference quality flag (VIPERS zflag); its floor must be 1, 2, 3, 4 or 9
   ====  ==========================================================================================
 """
+
 from __future__ import annotations
 
 import json
@@ -35,13 +36,21 @@ import numpy as np
 
 from . import config
 from .data import DataFormatError, DataNotFoundError
-from . import models
-from .models import make_CNN, make_CNN8, make_CNN_2inputs, make_CNNGRU, make_CNNLSTM  # noqa: F401 (the seed's names)
+from .models import redshift_nets
+from .models.summary import summary_text
 
 N_GRID = 17908
 Z_MAX = 5.0
-LINES = {"[OII]": 3727.0, "Hbeta": 4861.0, "[OIII]": 5007.0, "Halpha": 6563.0, "MgII": 2800.0,
-         "CaK": 3934.0, "CaH": 3969.0, "D4000": 4000.0}
+LINES = {
+    "[OII]": 3727.0,
+    "Hbeta": 4861.0,
+    "[OIII]": 5007.0,
+    "Halpha": 6563.0,
+    "MgII": 2800.0,
+    "CaK": 3934.0,
+    "CaH": 3969.0,
+    "D4000": 4000.0,
+}
 EMISSION_LINES = ("[OII]", "Hbeta", "[OIII]", "Halpha", "MgII")
 PASSIVE_FEATURES = ("CaK", "CaH", "D4000", "MgII")
 STATUSES = ("success", "spurious", "mismatch")
@@ -58,7 +67,7 @@ class SimulationConfig:
     """Every knob of :func:`simulate` (defaults sized for the notebook's time target)."""
 
     n: int = 8000
-    seed: int = 42
+    seed: int = config.DEFAULT_SEED
     z_mean: float = 0.75  # survey-like n(z): mostly 0.4 < z < 1.2
     z_sd: float = 0.25
     emission_fraction: float = 0.6
@@ -135,7 +144,9 @@ def simulate(cfg: SimulationConfig | None = None, progress: bool = False) -> Red
     grid = make_grid()
     lg = np.log1p(grid.astype(np.float64))
     n = cfg.n
-    z = np.clip(np.where(rng.random(n) < 0.9, rng.normal(cfg.z_mean, cfg.z_sd, n), rng.uniform(0.05, 3.5, n)), 0.05, 4.5)
+    z = np.clip(
+        np.where(rng.random(n) < 0.9, rng.normal(cfg.z_mean, cfg.z_sd, n), rng.uniform(0.05, 3.5, n)), 0.05, 4.5
+    )
     kind = np.where(rng.random(n) < cfg.emission_fraction, "emission", "passive")
     snr = np.exp(rng.normal(np.log(cfg.snr_median), cfg.snr_sigma, n))
     log_pdf = np.empty((n, grid.size), dtype=np.float32)
@@ -166,7 +177,7 @@ def simulate(cfg: SimulationConfig | None = None, progress: bool = False) -> Red
         latent["top_share"][i], latent["second_share"][i] = shares[0], (shares[1] if len(shares) > 1 else 0.0)
         latent["true_rank"][i] = -1 if lost else int(np.sum(np.asarray(weights) > weights[0]))
         pdf = np.full(grid.size, cfg.floor)
-        for c, w in zip(centres, weights):
+        for c, w in zip(centres, weights, strict=False):
             lo, hi = np.searchsorted(lg, [c - 8 * width, c + 8 * width])
             pdf[lo:hi] += w * np.exp(-0.5 * ((lg[lo:hi] - c) / width) ** 2)
         pdf *= np.exp(rng.normal(0, cfg.noise, grid.size) * (pdf < 50 * cfg.floor))  # noise in the floor
@@ -227,9 +238,11 @@ def _draw_flag(status: str, snr: float, kind: str, n_alias: int, rng) -> float:
 
 
 ATTRIBUTE_FILES = ("attributes32.npz", "attributes32.npy")
-CONVERT_HINT = ("convert it once with `python -m casebook.redshift convert {folder} --trust-pickle` (only for a "
-                "file you produced yourself: converting unpickles it), which writes attributes32.npz of typed "
-                "columns that load without pickle; or pass allow_pickle=True / --trust-pickle")
+CONVERT_HINT = (
+    "convert it once with `python -m casebook.redshift convert {folder} --trust-pickle` (only for a "
+    "file you produced yourself: converting unpickles it), which writes attributes32.npz of typed "
+    "columns that load without pickle; or pass allow_pickle=True / --trust-pickle"
+)
 
 
 def attributes_to_columns(attributes: np.ndarray) -> dict[str, np.ndarray]:
@@ -252,8 +265,9 @@ def columns_to_attributes(columns) -> np.ndarray:
         raise DataFormatError(f"attributes32.npz must hold columns col0, col1, …; found {sorted(columns)}")
     arrays = [np.asarray(columns[k]) for k in names]
     if any(a.ndim != 1 or a.dtype.kind not in "fiuUS" or len(a) != len(arrays[0]) for a in arrays):
-        raise DataFormatError("attributes32.npz: every column must be a 1-D array of numbers or strings, "
-                              "all of one length")
+        raise DataFormatError(
+            "attributes32.npz: every column must be a 1-D array of numbers or strings, all of one length"
+        )
     out = np.empty((len(arrays[0]), len(arrays)), dtype=object)
     for j, a in enumerate(arrays):
         out[:, j] = a.astype(str) if a.dtype.kind in "US" else a
@@ -296,8 +310,10 @@ def read_attributes(folder: Path, allow_pickle: bool = False) -> np.ndarray:
         return np.load(npy, allow_pickle=allow_pickle)
     except ValueError as e:
         if "allow_pickle" in str(e):
-            raise DataFormatError(f"{npy} is a pickled object array, and loading it could run code hidden in the "
-                                  f"file; {CONVERT_HINT.format(folder=folder)}") from None
+            raise DataFormatError(
+                f"{npy} is a pickled object array, and loading it could run code hidden in the "
+                f"file; {CONVERT_HINT.format(folder=folder)}"
+            ) from None
         raise DataFormatError(f"{npy}: unreadable ({str(e).splitlines()[0]})") from None
     except Exception as e:  # a broken pickle stream (only reached with allow_pickle=True)
         raise DataFormatError(f"{npy}: unreadable ({type(e).__name__})") from None
@@ -308,8 +324,10 @@ def convert_attributes(folder: Path, trust_pickle: bool = False) -> Path:
     columns. Unpickling runs whatever the file says: ``trust_pickle=True`` states that you produced it."""
     folder = Path(folder)
     if not trust_pickle:
-        raise DataFormatError(f"converting {folder / 'attributes32.npy'} unpickles it, which can run code hidden "
-                              f"in the file: pass trust_pickle=True (--trust-pickle) only for a file you produced")
+        raise DataFormatError(
+            f"converting {folder / 'attributes32.npy'} unpickles it, which can run code hidden "
+            f"in the file: pass trust_pickle=True (--trust-pickle) only for a file you produced"
+        )
     attributes = read_attributes_npy(folder)
     with config.atomic_path(folder / "attributes32.npz", suffix=".npz") as tmp:
         np.savez(tmp, **attributes_to_columns(attributes))
@@ -339,14 +357,17 @@ def read_files(folder: Path | None = None, on_bad_flag: str = "error", allow_pic
     if not any((folder / n).is_file() for n in ATTRIBUTE_FILES):
         missing.append("attributes32.npz (or the survey's attributes32.npy)")
     if missing:
-        raise DataNotFoundError(f"redshift data not found: put {', '.join(missing)} in {folder}/ (the survey's "
-                                f"PDF export; or use casebook.redshift.simulate())")
+        raise DataNotFoundError(
+            f"redshift data not found: put {', '.join(missing)} in {folder}/ (the survey's "
+            f"PDF export; or use casebook.redshift.simulate())"
+        )
     pdfs = _load_array(folder / "pdfs32.npy", mmap_mode="r")
     zgrid = _load_array(folder / "zgrid32.npy")
     attrs = read_attributes(folder, allow_pickle)
     if pdfs.dtype.kind != "f" or zgrid.dtype.kind != "f":
-        raise DataFormatError(f"{folder}: pdfs32.npy and zgrid32.npy must hold floats "
-                              f"(got {pdfs.dtype} and {zgrid.dtype})")
+        raise DataFormatError(
+            f"{folder}: pdfs32.npy and zgrid32.npy must hold floats (got {pdfs.dtype} and {zgrid.dtype})"
+        )
     return validate(RedshiftData(np.asarray(pdfs), zgrid, attrs, simulated=False), on_bad_flag)
 
 
@@ -355,11 +376,15 @@ def validate(d: RedshiftData, on_bad_flag: str = "error") -> RedshiftData:
     if d.log_pdf.ndim != 2 or d.zgrid.ndim != 1 or d.log_pdf.shape[1] != d.zgrid.shape[0]:
         raise DataFormatError(f"PDF grid mismatch: pdfs {d.log_pdf.shape} vs zgrid {d.zgrid.shape}")
     if d.attributes.ndim != 2 or d.attributes.shape[0] != d.log_pdf.shape[0] or d.attributes.shape[1] < 7:
-        raise DataFormatError(f"attributes {d.attributes.shape} do not match pdfs {d.log_pdf.shape} "
-                              f"(need one row per PDF and at least 7 columns)")
+        raise DataFormatError(
+            f"attributes {d.attributes.shape} do not match pdfs {d.log_pdf.shape} "
+            f"(need one row per PDF and at least 7 columns)"
+        )
     bad_rows = ~np.isfinite(d.log_pdf).all(axis=1)
     if bad_rows.any():
-        raise DataFormatError(f"{int(bad_rows.sum())} PDFs contain NaN or inf (first at row {int(np.argmax(bad_rows))})")
+        raise DataFormatError(
+            f"{int(bad_rows.sum())} PDFs contain NaN or inf (first at row {int(np.argmax(bad_rows))})"
+        )
     try:
         flags = np.floor(d.attributes[:, -1].astype(float)).astype(int)
     except (TypeError, ValueError):
@@ -368,15 +393,24 @@ def validate(d: RedshiftData, on_bad_flag: str = "error") -> RedshiftData:
     if unknown.any():
         values = sorted(set(flags[unknown].tolist()))
         if on_bad_flag != "exclude":
-            raise DataFormatError(f"{int(unknown.sum())} objects have unknown flag values {values[:10]} "
-                                  f"(allowed floors: {FLAG_VALUES}); pass on_bad_flag='exclude' to drop them")
+            raise DataFormatError(
+                f"{int(unknown.sum())} objects have unknown flag values {values[:10]} "
+                f"(allowed floors: {FLAG_VALUES}); pass on_bad_flag='exclude' to drop them"
+            )
         keep = ~unknown
-        d = RedshiftData(d.log_pdf[keep], d.zgrid, d.attributes[keep], d.simulated,
-                         {**d.excluded, f"unknown flag {values}": int(unknown.sum())})
+        d = RedshiftData(
+            d.log_pdf[keep],
+            d.zgrid,
+            d.attributes[keep],
+            d.simulated,
+            {**d.excluded, f"unknown flag {values}": int(unknown.sum())},
+        )
     return d
 
 
-def load(n: int | None = None, seed: int = 42, folder: Path | None = None, allow_pickle: bool = False) -> RedshiftData:
+def load(
+    n: int | None = None, seed: int = config.DEFAULT_SEED, folder: Path | None = None, allow_pickle: bool = False
+) -> RedshiftData:
     """Real files when present in the data root, else the simulator (say which: ``.simulated``).
     Smoke mode simulates 300 objects. ``allow_pickle``: see :func:`read_attributes`."""
     folder = Path(folder or config.data_root() / "redshift")
@@ -410,7 +444,10 @@ def make_target(d: RedshiftData, target: str, threshold: float = 1e-3) -> tuple[
     if target == "Flag3":
         f = d.flag
         return np.select([f == 1, np.isin(f, [2, 9]), np.isin(f, [3, 4])], [0, 1, 2]).astype(np.int64), [
-            "flag 1", "flags 2+9", "flags 3+4"]
+            "flag 1",
+            "flags 2+9",
+            "flags 3+4",
+        ]
     raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
 
 
@@ -430,8 +467,19 @@ def make_input(d: RedshiftData, input_data: str = "logPDF", idx=None) -> np.ndar
     return out[..., None]
 
 
-SEED_RETURN = ("X_train", "X_validation", "X_test", "target_train", "target_validation", "target_test", "Y_train",
-               "Y_validation", "Y_test", "nb_class", "nom_classes")
+SEED_RETURN = (
+    "X_train",
+    "X_validation",
+    "X_test",
+    "target_train",
+    "target_validation",
+    "target_test",
+    "Y_train",
+    "Y_validation",
+    "Y_test",
+    "nb_class",
+    "nom_classes",
+)
 
 
 @dataclass
@@ -485,11 +533,15 @@ class Dataset:
     def __iter__(self):
         return iter(getattr(self, name) for name in SEED_RETURN)
 
+    def __getitem__(self, index):
+        """``r[0]`` is ``X_train``, ``r[-1]`` the class names, ``r[:3]`` the three inputs: the documented tuple."""
+        return tuple(self)[index]
+
     def __len__(self):
         return len(SEED_RETURN)
 
 
-def split_indices(y, seed: int = 42, valid: float = 0.15, test: float = 0.15):
+def split_indices(y, seed: int = config.DEFAULT_SEED, valid: float = 0.15, test: float = 0.15):
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
@@ -498,7 +550,7 @@ def split_indices(y, seed: int = 42, valid: float = 0.15, test: float = 0.15):
     return np.sort(tr), np.sort(va), np.sort(te)
 
 
-def undersample_indices(idx: np.ndarray, y: np.ndarray, seed: int = 42) -> np.ndarray:
+def undersample_indices(idx: np.ndarray, y: np.ndarray, seed: int = config.DEFAULT_SEED) -> np.ndarray:
     """Balance classes among ``idx`` by dropping majority rows (use on the training indices only)."""
     rng = np.random.default_rng(seed)
     counts = np.bincount(y[idx])
@@ -507,24 +559,30 @@ def undersample_indices(idx: np.ndarray, y: np.ndarray, seed: int = 42) -> np.nd
     return np.sort(np.concatenate(keep))
 
 
-def load_dataset(target: str = "DeltaZ", Undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
-                 data: RedshiftData | None = None, threshold: float = 1e-3, *, undersample: bool | None = None,
-                 pool: int = 1) -> Dataset:
+def load_dataset(
+    target: str = "DeltaZ",
+    Undersample: bool = False,
+    input_data: str = "logPDF",
+    seed: int = config.DEFAULT_SEED,
+    data: RedshiftData | None = None,
+    threshold: float = 1e-3,
+    *,
+    undersample: bool | None = None,
+    pool: int = 1,
+) -> Dataset:
     """The seed's ``load_dataset(target, Undersample)``: stratified, seeded 70/15/15 splits of ``data`` (default
     :func:`load`), unpacking into the 11 documented items. Undersampling (``Undersample``, or casebook's
     ``undersample=`` keyword) is applied to the **training set only**; validation and test keep the real class
     balance. ``pool > 1`` max-pools the PDFs by that factor (:func:`pool_pdfs`), split by split."""
-    if undersample is not None:
-        Undersample = undersample
+    undersample = Undersample if undersample is None else undersample
     d = data if data is not None else load(seed=seed)
     y, names = make_target(d, target, threshold)
     tr, va, te = split_indices(y, seed)
-    if Undersample:
+    if undersample:
         tr = undersample_indices(tr, y, seed)
     z = d.z_est.astype(np.float32)
     X = {name: pool_pdfs(make_input(d, input_data, idx), pool) for name, idx in (("tr", tr), ("va", va), ("te", te))}
-    return Dataset(X["tr"], y[tr], X["va"], y[va], X["te"], y[te], len(names), names, tr, va, te, z[tr], z[va],
-                   z[te])
+    return Dataset(X["tr"], y[tr], X["va"], y[va], X["te"], y[te], len(names), names, tr, va, te, z[tr], z[va], z[te])
 
 
 def pool_pdfs(X: np.ndarray, factor: int) -> np.ndarray:
@@ -544,11 +602,15 @@ def pooled(ds: Dataset, factor: int) -> Dataset:
     """``ds`` with every split's PDFs max-pooled by ``factor`` (:func:`pool_pdfs`)."""
     from dataclasses import replace
 
-    return replace(ds, X_train=pool_pdfs(ds.X_train, factor), X_valid=pool_pdfs(ds.X_valid, factor),
-                   X_test=pool_pdfs(ds.X_test, factor))
+    return replace(
+        ds,
+        X_train=pool_pdfs(ds.X_train, factor),
+        X_valid=pool_pdfs(ds.X_valid, factor),
+        X_test=pool_pdfs(ds.X_test, factor),
+    )
 
 
-def fit_feature_classifier(features: np.ndarray, ds: Dataset, seed: int = 42):
+def fit_feature_classifier(features: np.ndarray, ds: Dataset, seed: int = config.DEFAULT_SEED):
     """Gradient boosting on per-object ``features`` (PDF summaries, or the ceilings' noise-free quantities) with
     ``ds``'s split: fitted on the training rows only. Returns ``(model, validation accuracy, test
     probabilities)``."""
@@ -576,14 +638,18 @@ def plot_example_pdfs(d: RedshiftData, per_status: int = 3, window: float = 25.0
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(STATUSES), per_status, figsize=(5 * per_status, 9), squeeze=False)
-    for row, status in zip(axes, STATUSES):
-        for ax, i in zip(row, np.flatnonzero(d.status == status)[:per_status]):
+    for row, status in zip(axes, STATUSES, strict=False):
+        for ax, i in zip(row, np.flatnonzero(d.status == status)[:per_status], strict=False):
             z_ref, z_est, snr = (float(d.attributes[i, k]) for k in (2, 1, 4))
             ax.plot(d.zgrid, d.log_pdf[i], lw=0.6)
             ax.axvline(z_ref, color="tab:green", ls="--", lw=1, label=f"reference z {z_ref:.3f}")
             ax.axvline(z_est, color="tab:red", ls=":", lw=1.2, label=f"estimated z {z_est:.3f}")
-            ax.set(title=f"{status}: S/N {snr:.1f}, flag {d.attributes[i, -1]}", xlabel="z", ylabel="log PDF",
-                   ylim=(d.log_pdf[i].max() - window, d.log_pdf[i].max() + 2))
+            ax.set(
+                title=f"{status}: S/N {snr:.1f}, flag {d.attributes[i, -1]}",
+                xlabel="z",
+                ylabel="log PDF",
+                ylim=(d.log_pdf[i].max() - window, d.log_pdf[i].max() + 2),
+            )
             ax.legend(fontsize=7)
     return fig
 
@@ -608,41 +674,75 @@ def data_fingerprint(d: RedshiftData) -> str:
     return h.hexdigest()[:16]
 
 
-def load_processed(target: str = "DeltaZ", Undersample: bool = False, input_data: str = "logPDF", seed: int = 42,
-                   folder: Path | None = None, data: RedshiftData | None = None, threshold: float = 1e-3, *,
-                   undersample: bool | None = None, pool: int = 1) -> Dataset:
+def load_processed(
+    target: str = "DeltaZ",
+    Undersample: bool = False,
+    input_data: str = "logPDF",
+    seed: int = config.DEFAULT_SEED,
+    folder: Path | None = None,
+    data: RedshiftData | None = None,
+    threshold: float = 1e-3,
+    *,
+    undersample: bool | None = None,
+    pool: int = 1,
+) -> Dataset:
     """The seed's ``load_processed(target, Undersample)``: :func:`load_dataset`, cached on disk the way the seed
     kept its splits, ``<folder>/<target>/<balanced|unbalanced>/<key>/{TRAIN,VALID,TEST}/{X,Y,Z}.npy`` +
     ``meta.json``. The key covers everything the split depends on (input representation, seed, threshold, and a
     fingerprint of the data), so a cache made from other data or settings is never returned."""
-    if undersample is not None:
-        Undersample = undersample
+    undersample = Undersample if undersample is None else undersample
     d = data if data is not None else load(seed=seed)
-    settings = {"target": target, "undersample": bool(Undersample), "input": input_data, "seed": seed,
-                "threshold": threshold, "data": data_fingerprint(d), "pool": int(pool)}
+    settings = {
+        "target": target,
+        "undersample": bool(undersample),
+        "input": input_data,
+        "seed": seed,
+        "threshold": threshold,
+        "data": data_fingerprint(d),
+        "pool": int(pool),
+    }
     import hashlib
 
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(folder or config.outputs_dir() / "redshift" / "processed")
-    base = folder / target / ("balanced" if Undersample else "unbalanced") / key
+    base = folder / target / ("balanced" if undersample else "unbalanced") / key
     meta_path = base / "meta.json"
     parts = ("TRAIN", "VALID", "TEST")
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("settings") == settings:
         meta = json.loads(meta_path.read_text())
         arrays = {s: [np.load(base / s / f"{a}.npy") for a in "XYZ"] for s in parts}
         idx = {s: np.asarray(meta["idx"][s]) for s in parts}
-        return Dataset(*arrays["TRAIN"][:2], *arrays["VALID"][:2], *arrays["TEST"][:2], meta["n_classes"],
-                       meta["class_names"], idx["TRAIN"], idx["VALID"], idx["TEST"], arrays["TRAIN"][2],
-                       arrays["VALID"][2], arrays["TEST"][2])
-    ds = load_dataset(target, Undersample, input_data, seed, d, threshold, pool=pool)
-    splits = {"TRAIN": (ds.X_train, ds.y_train, ds.z_train), "VALID": (ds.X_valid, ds.y_valid, ds.z_valid),
-              "TEST": (ds.X_test, ds.y_test, ds.z_test)}
+        return Dataset(
+            *arrays["TRAIN"][:2],
+            *arrays["VALID"][:2],
+            *arrays["TEST"][:2],
+            meta["n_classes"],
+            meta["class_names"],
+            idx["TRAIN"],
+            idx["VALID"],
+            idx["TEST"],
+            arrays["TRAIN"][2],
+            arrays["VALID"][2],
+            arrays["TEST"][2],
+        )
+    ds = load_dataset(
+        target, input_data=input_data, seed=seed, data=d, threshold=threshold, undersample=undersample, pool=pool
+    )
+    splits = {
+        "TRAIN": (ds.X_train, ds.y_train, ds.z_train),
+        "VALID": (ds.X_valid, ds.y_valid, ds.z_valid),
+        "TEST": (ds.X_test, ds.y_test, ds.z_test),
+    }
     for s, arrays in splits.items():
         (base / s).mkdir(parents=True, exist_ok=True)
-        for name, arr in zip("XYZ", arrays):
+        for name, arr in zip("XYZ", arrays, strict=False):
             np.save(base / s / f"{name}.npy", arr)
-    meta = {"settings": settings, "n_classes": ds.n_classes, "class_names": ds.class_names,
-            "idx": {"TRAIN": ds.idx_train.tolist(), "VALID": ds.idx_valid.tolist(), "TEST": ds.idx_test.tolist()}}
+    meta = {
+        "settings": settings,
+        "n_classes": ds.n_classes,
+        "class_names": ds.class_names,
+        "idx": {"TRAIN": ds.idx_train.tolist(), "VALID": ds.idx_valid.tolist(), "TEST": ds.idx_test.tolist()},
+    }
     with config.atomic_path(meta_path) as tmp:  # written last: a cache without it is never read
         tmp.write_text(json.dumps(meta))
     return ds
@@ -651,8 +751,9 @@ def load_processed(target: str = "DeltaZ", Undersample: bool = False, input_data
 # ------------------------------------------------------------------------------------------------- baseline
 
 
-def pdf_summaries(log_pdf: np.ndarray, zgrid: np.ndarray, log_evidence: np.ndarray | None = None,
-                  window: int = 200, chunk: int = 256) -> np.ndarray:
+def pdf_summaries(
+    log_pdf: np.ndarray, zgrid: np.ndarray, log_evidence: np.ndarray | None = None, window: int = 200, chunk: int = 256
+) -> np.ndarray:
     """Hand-made features per PDF for the honest baseline: peak probability, second-peak ratio (highest
     value farther than ``window`` grid points from the maximum, over the maximum), entropy (nats), width
     (grid points above half the maximum), estimated z, and log-evidence if given. Computed ``chunk`` rows at a
@@ -661,7 +762,7 @@ def pdf_summaries(log_pdf: np.ndarray, zgrid: np.ndarray, log_evidence: np.ndarr
     out = []
     cols = np.arange(x_all.shape[1])[None, :]
     for start in range(0, len(x_all), chunk):
-        x = np.asarray(x_all[start:start + chunk], dtype=np.float64)
+        x = np.asarray(x_all[start : start + chunk], dtype=np.float64)
         p = np.exp(x - x.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         k = p.argmax(1)
@@ -681,40 +782,108 @@ SUMMARY_NAMES = ["log peak probability", "second-peak ratio", "entropy", "log wi
 
 # ------------------------------------------------------------------------------------------------- the seed's report
 
-SEED_RECORD_KEYS = ("conf_matrix_train", "conf_matrix_test", "nb_class", "nom_classes", "acc", "loss", "val_acc",
-                    "val_loss", "report", "model_summary", "lr")
+SEED_RECORD_KEYS = (
+    "conf_matrix_train",
+    "conf_matrix_test",
+    "nb_class",
+    "nom_classes",
+    "acc",
+    "loss",
+    "val_acc",
+    "val_loss",
+    "report",
+    "model_summary",
+    "lr",
+)
+
+
+def seed_record(model, x_test, y_test, x_train, y_train, history, n_classes: int, class_names) -> dict:
+    """The model's results as a dict with exactly the seed's documented keys (:data:`SEED_RECORD_KEYS`).
+    ``y_*`` are one-hot; ``history`` is a Keras History, its dict, or a dict of per-epoch lists."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    h = getattr(history, "history", history) or {}
+    labels = list(range(int(n_classes)))
+    names = [str(n) for n in class_names]
+    truth = {name: np.asarray(y).argmax(1) for name, y in (("train", y_train), ("test", y_test))}
+    pred = {name: model.predict(x, verbose=0).argmax(1) for name, x in (("train", x_train), ("test", x_test))}
+    per_epoch = lambda *keys: [float(v) for v in next((h[k] for k in keys if k in h), [])]  # noqa: E731
+    return {
+        "conf_matrix_train": confusion_matrix(truth["train"], pred["train"], labels=labels).tolist(),
+        "conf_matrix_test": confusion_matrix(truth["test"], pred["test"], labels=labels).tolist(),
+        "nb_class": int(n_classes),
+        "nom_classes": names,
+        "acc": per_epoch("accuracy", "acc"),
+        "loss": per_epoch("loss"),
+        "val_acc": per_epoch("val_accuracy", "val_acc"),
+        "val_loss": per_epoch("val_loss"),
+        "report": classification_report(
+            truth["test"], pred["test"], labels=labels, target_names=names, output_dict=True, zero_division=0
+        ),
+        "model_summary": summary_text(model),
+        "lr": per_epoch("learning_rate", "lr"),
+    }
 
 
 def save_in_dict(model, X_test, Y_test, X_train, Y_train, history, nb_class, nom_classes, file_name) -> dict:
-    """The seed's ``save_in_dict``: the model's results as a dict with exactly the documented keys
-    (:data:`SEED_RECORD_KEYS`), written to ``file_name`` as **JSON** (never pickle; ``.json`` is added when the
-    name has no suffix) and returned. ``Y_*`` are one-hot; ``history`` is a Keras History or its dict."""
-    from sklearn.metrics import classification_report, confusion_matrix
-
+    """The seed's ``save_in_dict``: :func:`seed_record`, written to ``file_name`` as **JSON** (never pickle;
+    ``.json`` is added when the name has no suffix) and returned."""
     from .report import save_record
 
-    h = getattr(history, "history", history) or {}
-    labels = list(range(int(nb_class)))
-    truth = {name: np.asarray(Y).argmax(1) for name, Y in (("train", Y_train), ("test", Y_test))}
-    pred = {name: model.predict(X, verbose=0).argmax(1) for name, X in (("train", X_train), ("test", X_test))}
-    record = {
-        "conf_matrix_train": confusion_matrix(truth["train"], pred["train"], labels=labels).tolist(),
-        "conf_matrix_test": confusion_matrix(truth["test"], pred["test"], labels=labels).tolist(),
-        "nb_class": int(nb_class),
-        "nom_classes": [str(n) for n in nom_classes],
-        "acc": [float(v) for v in h.get("accuracy", h.get("acc", []))],
-        "loss": [float(v) for v in h.get("loss", [])],
-        "val_acc": [float(v) for v in h.get("val_accuracy", h.get("val_acc", []))],
-        "val_loss": [float(v) for v in h.get("val_loss", [])],
-        "report": classification_report(truth["test"], pred["test"], labels=labels,
-                                        target_names=[str(n) for n in nom_classes], output_dict=True,
-                                        zero_division=0),
-        "model_summary": models.summary_text(model),
-        "lr": [float(v) for v in h.get("learning_rate", h.get("lr", []))],
-    }
+    record = seed_record(model, X_test, Y_test, X_train, Y_train, history, nb_class, nom_classes)
     path = Path(file_name)
     save_record(record, path if path.suffix else path.with_suffix(".json"))
     return record
+
+
+# ------------------------------------------------------------------------------------------------- the seed's networks
+
+
+def _length(input_shape) -> int:
+    """The seed passes ``input_shape=(17908, 1)``; casebook's callers pass the length: accept both."""
+    if isinstance(input_shape, (tuple, list)):
+        if len(input_shape) != 2 or input_shape[1] != 1:
+            raise ValueError(f"input_shape must be (length, 1), got {tuple(input_shape)}")
+        return int(input_shape[0])
+    return int(input_shape)
+
+
+def make_CNN(input_shape, num_classes: int, lr: float = 1e-3, downsample: int = redshift_nets.DOWNSAMPLE):  # noqa: N802
+    """The seed's ``make_CNN(input_shape, num_classes)`` (``input_shape=(17908, 1)``, or the length alone):
+    :func:`casebook.models.redshift_nets.cnn`, compiled for ``fit(X, Y)`` with one-hot ``Y``."""
+    return redshift_nets.cnn(_length(input_shape), num_classes, lr, downsample)
+
+
+def make_CNN8(input_shape, n_classes: int, lr: float = 1e-3, downsample: int = redshift_nets.DOWNSAMPLE):  # noqa: N802
+    """The seed's ``make_CNN8``: :func:`casebook.models.redshift_nets.cnn8`."""
+    return redshift_nets.cnn8(_length(input_shape), n_classes, lr, downsample)
+
+
+def make_CNNGRU(
+    input,
+    output: int,
+    dropout: float = 0.2,
+    lr: float = 1e-3,  # noqa: A002, N802
+    downsample: int = redshift_nets.DOWNSAMPLE,
+):
+    """The seed's ``make_CNNGRU(input, output, dropout=.2)``: :func:`casebook.models.redshift_nets.cnn_gru`."""
+    return redshift_nets.cnn_gru(_length(input), output, dropout, lr, downsample)
+
+
+def make_CNNLSTM(input, output: int, lr: float = 1e-3, downsample: int = redshift_nets.DOWNSAMPLE):  # noqa: A002, N802
+    """The seed's ``make_CNNLSTM(input, output)``: :func:`casebook.models.redshift_nets.cnn_lstm`."""
+    return redshift_nets.cnn_lstm(_length(input), output, lr, downsample)
+
+
+def make_CNN_2inputs(
+    input_shape,
+    n_classes: int,
+    lr: float = 1e-3,  # noqa: N802
+    downsample: int = redshift_nets.DOWNSAMPLE,
+    n_extra: int = 1,
+):
+    """The seed's ``make_CNN_2inputs``: :func:`casebook.models.redshift_nets.cnn_two_inputs`."""
+    return redshift_nets.cnn_two_inputs(_length(input_shape), n_classes, lr, downsample, n_extra)
 
 
 def fig(file_name):
@@ -729,9 +898,17 @@ def fig(file_name):
     if missing:
         raise DataFormatError(f"{path} is not a save_in_dict file: missing {missing}")
     val_loss = d["val_loss"] or d["loss"]
-    record = {"class_names": d["nom_classes"], "cm_train": d["conf_matrix_train"], "cm_test": d["conf_matrix_test"],
-              "loss": d["loss"], "val_loss": d["val_loss"], "acc": d["acc"], "val_acc": d["val_acc"],
-              "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else 1, "report": d["report"]}
+    record = {
+        "class_names": d["nom_classes"],
+        "cm_train": d["conf_matrix_train"],
+        "cm_test": d["conf_matrix_test"],
+        "loss": d["loss"],
+        "val_loss": d["val_loss"],
+        "acc": d["acc"],
+        "val_acc": d["val_acc"],
+        "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else 1,
+        "report": d["report"],
+    }
     figure = record_figure(record, path.stem)
     figure.savefig(path.with_suffix(".png"), dpi=110, bbox_inches="tight")
     return figure
@@ -742,13 +919,18 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m casebook.redshift",
-                                     description="Convert the survey's pickled attributes32.npy into "
-                                                 "attributes32.npz of typed columns (loads without pickle).")
+    parser = argparse.ArgumentParser(
+        prog="python -m casebook.redshift",
+        description="Convert the survey's pickled attributes32.npy into "
+        "attributes32.npz of typed columns (loads without pickle).",
+    )
     parser.add_argument("command", choices=["convert"])
     parser.add_argument("folder", type=Path, help="the folder holding attributes32.npy")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="required: the file is unpickled, so use it only for files you produced")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="required: the file is unpickled, so use it only for files you produced",
+    )
     args = parser.parse_args(argv)
     try:
         out = convert_attributes(args.folder, trust_pickle=args.trust_pickle)

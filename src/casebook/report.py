@@ -3,21 +3,23 @@
 Figures go to ``assets/<notebook>/<name>.png`` (:func:`save_fig`); results to ``assets/results/<case>.json``
 (:func:`write_results`), from which :func:`update_readme` rebuilds the README's results table.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import resource
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
 from . import config
-from .training import history_to_frame, training_record  # noqa: F401 (computed in training; re-exported)
+from .models.summary import summary_text
+from .training.result import TrainingResult, history_to_frame
 
 # ------------------------------------------------------------------------------------------- figures
 
@@ -55,8 +57,9 @@ def integer_epoch_ticks(ax, n_epochs: int) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
 
 
-def plot_confusion_matrix(y_true, y_pred, labels: list[str] | None = None, ax=None, title: str = "",
-                          normalize: bool = True):
+def plot_confusion_matrix(
+    y_true, y_pred, labels: list[str] | None = None, ax=None, title: str = "", normalize: bool = True
+):
     """Confusion matrix with row-normalised colours; each cell shows the row percentage and the count."""
     plt = _plt()
     n = len(labels) if labels is not None else int(max(np.max(y_true), np.max(y_pred)) + 1)
@@ -75,14 +78,22 @@ def plot_confusion_matrix(y_true, y_pred, labels: list[str] | None = None, ax=No
     for i in range(n):
         for j in range(n):
             txt = f"{pct[i, j]:.0f}%\n{cm[i, j]}" if not small else f"{pct[i, j]:.0f}"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=7 if small else 9,
-                    color="white" if pct[i, j] > 60 else "black")
+            ax.text(
+                j,
+                i,
+                txt,
+                ha="center",
+                va="center",
+                fontsize=7 if small else 9,
+                color="white" if pct[i, j] > 60 else "black",
+            )
     ax.set_title(title or ("confusion matrix (row %, count)" if not small else "confusion matrix (row %)"))
     return ax
 
 
-def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"), axes=None, title: str = "",
-                         best_epoch: int | None = None):
+def plot_learning_curves(
+    history, metrics: tuple[str, ...] = ("loss", "accuracy"), axes=None, title: str = "", best_epoch: int | None = None
+):
     """Train vs validation curves per epoch for each metric present (``x`` and ``val_x`` keys)."""
     plt = _plt()
     df = history_to_frame(history)
@@ -90,7 +101,7 @@ def plot_learning_curves(history, metrics: tuple[str, ...] = ("loss", "accuracy"
     if axes is None:
         _, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.3), squeeze=False)
         axes = axes[0]
-    for ax, m in zip(np.atleast_1d(axes), metrics):
+    for ax, m in zip(np.atleast_1d(axes), metrics, strict=False):
         ax.plot(df.index, df[m], "o-", ms=3, label="train")
         if f"val_{m}" in df:
             ax.plot(df.index, df[f"val_{m}"], "o-", ms=3, label="validation")
@@ -121,7 +132,7 @@ def plot_runs_confusion(runs, labels: list[str], title: str = ""):
     """The pneumonia seed's ``*_confusion`` figure: each run's validation confusion matrix (row %)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
-    for ax, r in zip(axes[0], runs):
+    for ax, r in zip(axes[0], runs, strict=False):
         plot_confusion_matrix(r["val_true"], r["val_pred"], labels, ax=ax, title=f"{r['name']} (validation)")
     fig.suptitle(title)
     fig.tight_layout()
@@ -141,8 +152,15 @@ def plot_projection(xy, labels, ax=None, title: str = "", xlabel: str = "PC 1", 
     return ax
 
 
-def plot_heatmap(grid: pd.DataFrame, ax=None, title: str = "", vmin: float | None = None,
-                 vmax: float | None = None, fmt: str = ".2f", cmap: str = "viridis"):
+def plot_heatmap(
+    grid: pd.DataFrame,
+    ax=None,
+    title: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    fmt: str = ".2f",
+    cmap: str = "viridis",
+):
     """A table of numbers as a heatmap with the values written in the cells; axis labels from the index and
     column names. Returns the image (for a colour bar)."""
     plt = _plt()
@@ -151,9 +169,15 @@ def plot_heatmap(grid: pd.DataFrame, ax=None, title: str = "", vmin: float | Non
     mid = (np.nanmin(grid.to_numpy()) + np.nanmax(grid.to_numpy())) / 2 if vmin is None else (vmin + vmax) / 2
     for (i, j), v in np.ndenumerate(grid.to_numpy()):
         ax.text(j, i, f"{v:{fmt}}", ha="center", va="center", color="white" if v < mid else "black")
-    ax.set(xticks=range(grid.shape[1]), xticklabels=list(grid.columns), yticks=range(grid.shape[0]),
-           yticklabels=list(grid.index), xlabel=grid.columns.name or "", ylabel=grid.index.name or "",
-           title=title)
+    ax.set(
+        xticks=range(grid.shape[1]),
+        xticklabels=list(grid.columns),
+        yticks=range(grid.shape[0]),
+        yticklabels=list(grid.index),
+        xlabel=grid.columns.name or "",
+        ylabel=grid.index.name or "",
+        title=title,
+    )
     return image
 
 
@@ -185,8 +209,9 @@ def torchviz_graph(model, example, path: Path) -> tuple[Path | None, str]:
     return png, f"model graph → {config.display_path(png)}"
 
 
-def prediction_title(true_label: str, predicted: int, p_positive: float, names=("NORMAL", "PNEUMONIA"),
-                     positive: str = "pneumonia") -> str:
+def prediction_title(
+    true_label: str, predicted: int, p_positive: float, names=("NORMAL", "PNEUMONIA"), positive: str = "pneumonia"
+) -> str:
     """An image title saying the truth, the prediction and the score it came from:
     ``NORMAL → PNEUMONIA`` over ``p(pneumonia)=0.73``."""
     return f"{true_label} → {names[int(predicted)]}\np({positive})={float(p_positive):.2f}"
@@ -214,7 +239,9 @@ def plot_regression_diagnostics(y_true, y_pred, axes=None, title: str = "", cap:
     return axes
 
 
-def plot_map(lon, lat, values, ax=None, centres=None, label: str = "", title: str = "", s: float = 2, alpha: float = 1.0):
+def plot_map(
+    lon, lat, values, ax=None, centres=None, label: str = "", title: str = "", s: float = 2, alpha: float = 1.0
+):
     """Points at (longitude, latitude) coloured by ``values``; optional ``centres`` as (latitude, longitude) rows."""
     plt = _plt()
     if ax is None:
@@ -276,8 +303,9 @@ def plot_score_shift(groups: Mapping[str, tuple], threshold: float, names=("NORM
     for k, label in enumerate(names):
         for name, (y, s) in groups.items():
             y, s = np.asarray(y), np.asarray(s)
-            axes[k].hist(s[y == k], bins=bins, density=True, histtype="step", lw=1.6,
-                         label=f"{name} (n={int(np.sum(y == k))})")
+            axes[k].hist(
+                s[y == k], bins=bins, density=True, histtype="step", lw=1.6, label=f"{name} (n={int(np.sum(y == k))})"
+            )
         axes[k].axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
         axes[k].set(xlabel=f"predicted P({names[1].lower()})", ylabel="density", title=f"true {label} images")
         axes[k].legend(fontsize=8)
@@ -285,8 +313,11 @@ def plot_score_shift(groups: Mapping[str, tuple], threshold: float, names=("NORM
         observed, predicted = calibration_curve(y, s, n_bins=10, strategy="quantile")
         axes[2].plot(predicted, observed, "o-", ms=4, label=name)
     axes[2].plot([0, 1], [0, 1], "k:", lw=1)
-    axes[2].set(xlabel=f"mean predicted P({names[1].lower()})", ylabel=f"observed fraction {names[1]}",
-                title="calibration (quantile bins)")
+    axes[2].set(
+        xlabel=f"mean predicted P({names[1].lower()})",
+        ylabel=f"observed fraction {names[1]}",
+        title="calibration (quantile bins)",
+    )
     axes[2].legend(fontsize=8)
     return axes
 
@@ -295,20 +326,30 @@ def shift_table(groups: Mapping[str, tuple], threshold: float, names=("normal", 
     """One row per group: size, prevalence of the positive class, mean score of each true class, each class's
     recall at ``threshold``, ROC-AUC, and the expected calibration error (10 quantile bins)."""
     metrics = per_class_metrics(names)
-    shown = {f"recall_{names[0]}": f"recall {names[0]}", f"recall_{names[1]}": f"recall {names[1]}",
-             f"roc_auc_{names[1]}": "ROC-AUC"}
+    shown = {
+        f"recall_{names[0]}": f"recall {names[0]}",
+        f"recall_{names[1]}": f"recall {names[1]}",
+        f"roc_auc_{names[1]}": "ROC-AUC",
+    }
     rows = {}
     for name, (y, s) in groups.items():
         y, s = np.asarray(y).astype(int), np.asarray(s, dtype=float)
         pred = (s >= threshold).astype(int)
         edges = np.quantile(s, np.linspace(0, 1, 11))
         bin_of = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, 9)
-        ece = sum(abs(y[bin_of == b].mean() - s[bin_of == b].mean()) * np.mean(bin_of == b)
-                  for b in range(10) if np.any(bin_of == b))
-        rows[name] = {"images": len(y), f"prevalence {names[1]}": y.mean(),
-                      f"mean score | {names[0]}": s[y == 0].mean(), f"mean score | {names[1]}": s[y == 1].mean(),
-                      **{label: float(metrics[key](y, pred, s)) for key, label in shown.items()},
-                      "calibration error": ece}
+        ece = sum(
+            abs(y[bin_of == b].mean() - s[bin_of == b].mean()) * np.mean(bin_of == b)
+            for b in range(10)
+            if np.any(bin_of == b)
+        )
+        rows[name] = {
+            "images": len(y),
+            f"prevalence {names[1]}": y.mean(),
+            f"mean score | {names[0]}": s[y == 0].mean(),
+            f"mean score | {names[1]}": s[y == 1].mean(),
+            **{label: float(metrics[key](y, pred, s)) for key, label in shown.items()},
+            "calibration error": ece,
+        }
     return pd.DataFrame(rows).T
 
 
@@ -420,17 +461,25 @@ _BATCH = {
 
 def _balanced(Y, P):
     classes = np.unique(Y)
-    recalls = [_div(((Y == c) & (P == c)).sum(1), (Y == c).sum(1)) for c in classes]
-    present = [(Y == c).sum(1) > 0 for c in classes]
+    recalls = [_div(((c == Y) & (c == P)).sum(1), (c == Y).sum(1)) for c in classes]
+    present = [(c == Y).sum(1) > 0 for c in classes]
     return np.sum(recalls, axis=0) / np.maximum(np.sum(present, axis=0), 1)
 
 
-_STANDARD = {id(f): name for d in (CLASSIFICATION_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS)
-             for name, f in d.items()}
+_STANDARD = {
+    id(f): name for d in (CLASSIFICATION_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS) for name, f in d.items()
+}
 
 
-def bootstrap_metrics(y_true, y_pred, y_score=None, metrics: Mapping[str, Callable] | None = None,
-                      n_boot: int = 1000, seed: int = config.DEFAULT_SEED, alpha: float = 0.05) -> dict:
+def bootstrap_metrics(
+    y_true,
+    y_pred,
+    y_score=None,
+    metrics: Mapping[str, Callable] | None = None,
+    n_boot: int = 1000,
+    seed: int = config.DEFAULT_SEED,
+    alpha: float = 0.05,
+) -> dict:
     """Point estimate and percentile bootstrap 95% CI for each metric.
 
     ``metrics`` maps names to ``f(y_true, y_pred, y_score)``; default: binary classification metrics
@@ -470,10 +519,12 @@ def signal_efficiency_metrics(levels=(0.01, 0.05), signal: int = 0, name: str = 
     """Metrics ``{name}_at_{level%}pct``: the fraction of signal events (class ``signal``) kept when a fraction
     ``level`` of background events passes the cut (physics' figure of merit; MAGIC: gamma acceptance at a
     given hadron contamination). The score is for class 1, so signal=0 flips labels and scores."""
+
     def fn(level):
         if signal == 0:
             return lambda y, p, s: tpr_at_fpr(1 - np.asarray(y), -np.asarray(s), level)
         return lambda y, p, s: tpr_at_fpr(y, s, level)
+
     return {f"{name}_at_{level * 100:g}pct": fn(level) for level in levels}
 
 
@@ -483,14 +534,20 @@ def gamma_metrics(levels=(0.01, 0.05)) -> dict:
     return {**CLASSIFICATION_METRICS, **signal_efficiency_metrics(levels, signal=0, name="gamma_acc")}
 
 
-def evaluate_models(fitted: Mapping, X_test, y_test, metrics: Mapping[str, Callable] | None = None,
-                    n_boot: int = 1000, score_fn: Callable | None = None) -> tuple[dict, dict, dict]:
+def evaluate_models(
+    fitted: Mapping,
+    X_test,
+    y_test,
+    metrics: Mapping[str, Callable] | None = None,
+    n_boot: int = 1000,
+    score_fn: Callable | None = None,
+) -> tuple[dict, dict, dict]:
     """Evaluate already-chosen, already-fitted binary models on the test set (once).
 
     Returns ``(results, scores, predictions)``: results in the results-file schema, plus each model's
     positive-class scores and predicted labels for plots.
     """
-    from .models import positive_scores
+    from .models.tabular import positive_scores
 
     score_fn = score_fn or positive_scores
     results, scores, preds = {}, {}, {}
@@ -507,7 +564,7 @@ def plot_confusion_grid(y_true, predictions: Mapping[str, np.ndarray], labels: l
     n = len(predictions)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
-    for ax, (name, pred) in zip(axes.flat, predictions.items()):
+    for ax, (name, pred) in zip(axes.flat, predictions.items(), strict=False):
         plot_confusion_matrix(y_true, pred, labels, ax=ax, title=name)
     for ax in axes.flat[n:]:
         ax.axis("off")
@@ -565,8 +622,9 @@ def validate_results(d: Mapping) -> None:
         if not isinstance(rule, Mapping) or rule.get("rule") not in TOLERANCE_RULES:
             raise ValueError(f"tolerance of {model!r} must be one of {', '.join(TOLERANCE_RULES)}")
     if "selection" in d and chosen_by(d["selection"]) != d["best"]:
-        raise ValueError(f"best is {d['best']!r} but the selection ({d['selection']['metric']}) picks "
-                         f"{chosen_by(d['selection'])!r}")
+        raise ValueError(
+            f"best is {d['best']!r} but the selection ({d['selection']['metric']}) picks {chosen_by(d['selection'])!r}"
+        )
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -577,17 +635,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def selection_record(metric: str, scores: Mapping[str, float], higher_is_better: bool = True) -> dict:
     """How the published model was chosen: ``metric`` (e.g. "validation accuracy") and every candidate's score,
     baselines included."""
-    return {"metric": metric, "scores": {k: float(v) for k, v in scores.items()},
-            "higher_is_better": higher_is_better}
+    return {"metric": metric, "scores": {k: float(v) for k, v in scores.items()}, "higher_is_better": higher_is_better}
 
 
 # How far a rerun's number may move before verification fails, declared by each results file per model (see
 # :func:`tolerance` and ``python -m casebook.verify``).
 TOLERANCE_RULES = {
     "exact": "deterministic given the seed: the same value on the same library versions (within 1e-6, the "
-             "rounding of results files); with other versions, within the committed CI half-width",
+    "rounding of results files); with other versions, within the committed CI half-width",
     "ci_half_width": "networks and threaded training are not bit-reproducible across CPUs and library builds: "
-                     "within half the width of the committed 95% CI",
+    "within half the width of the committed 95% CI",
 }
 
 
@@ -599,9 +656,18 @@ def tolerance(rule: str, reason: str | None = None) -> dict:
     return {"rule": rule, "reason": reason or TOLERANCE_RULES[rule]}
 
 
-def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str, float], models: Mapping,
-                  best: str, extra: Mapping | None = None, selection: Mapping | None = None,
-                  best_kind: str = "", tolerances: Mapping | None = None) -> Path:
+def write_results(
+    case: str,
+    dataset: str,
+    protocol: str,
+    runtimes: Mapping[str, float],
+    models: Mapping,
+    best: str,
+    extra: Mapping | None = None,
+    selection: Mapping | None = None,
+    best_kind: str = "",
+    tolerances: Mapping | None = None,
+) -> Path:
     """Write ``assets/results/<case>.json`` (schema: see README). ``runtimes``: wall seconds per notebook
     that contributed (``runtime_s`` is their sum); ``selection`` (:func:`selection_record`) says how ``best`` was
     chosen and is checked against it; ``best_kind`` says what kind of model won (e.g. "baseline");
@@ -610,9 +676,16 @@ def write_results(case: str, dataset: str, protocol: str, runtimes: Mapping[str,
     write nothing into the committed assets unless ``CASEBOOK_ASSETS`` points elsewhere (tests use a temp
     folder)."""
     runtimes = {k: round(float(v), 1) for k, v in runtimes.items()}
-    d = {"case": case, "dataset": dataset, "protocol": protocol, "runtime_s": round(sum(runtimes.values()), 1),
-         "runtimes": runtimes, "models": {m: dict(v) for m, v in models.items()}, "best": best,
-         "mode": "smoke" if config.is_smoke() else "full"}
+    d = {
+        "case": case,
+        "dataset": dataset,
+        "protocol": protocol,
+        "runtime_s": round(sum(runtimes.values()), 1),
+        "runtimes": runtimes,
+        "models": {m: dict(v) for m, v in models.items()},
+        "best": best,
+        "mode": "smoke" if config.is_smoke() else "full",
+    }
     if best_kind:
         d["best_kind"] = best_kind
     if selection is not None:
@@ -651,8 +724,12 @@ README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 HEADLINE = ("accuracy", "roc_auc", "rmse", "macro_f1", "recall_pneumonia", "recall_normal")
 # What the source projects claimed (on leaky protocols; see each notebook's comparison), beside our numbers.
-SEED_CLAIMS = {"gamma-telescope": "Random Forest accuracy 0.897", "synthetic": "SVM accuracy 0.99",
-               "fashion-mnist": "CNN accuracy 0.89", "pneumonia": "MobileNetV2 accuracy 0.888"}
+SEED_CLAIMS = {
+    "gamma-telescope": "Random Forest accuracy 0.897",
+    "synthetic": "SVM accuracy 0.99",
+    "fashion-mnist": "CNN accuracy 0.89",
+    "pneumonia": "MobileNetV2 accuracy 0.888",
+}
 
 
 def _minutes(seconds: float) -> str:
@@ -664,19 +741,24 @@ def results_markdown(results_dir: Path | None = None) -> str:
     and its kind, its test metrics with 95 % CIs, the source project's claim, each notebook's wall time, and
     the protocol."""
     results_dir = results_dir or config.results_dir()
-    lines = ["| case | chosen on validation | test metrics (95% CI) | source project claimed | wall time | "
-             "dataset and protocol |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| case | chosen on validation | test metrics (95% CI) | source project claimed | wall time | "
+        "dataset and protocol |",
+        "|---|---|---|---|---|---|",
+    ]
     for path in sorted(results_dir.glob("*.json")):
         d = json.loads(path.read_text())
         validate_results(d)
         if d.get("mode", "full") != "full":
-            raise ValueError(f"{path.name} holds {d['mode']}-mode results: the README table is built from full "
-                             f"runs only (make notebooks)")
+            raise ValueError(
+                f"{path.name} holds {d['mode']}-mode results: the README table is built from full "
+                f"runs only (make notebooks)"
+            )
         best = d["models"][d["best"]]
         heads = [m for m in HEADLINE if m in best] or list(best)[:2]
-        cells = "; ".join(f"{m} {best[m]['value']:.3f} [{best[m]['ci95'][0]:.3f}, {best[m]['ci95'][1]:.3f}]"
-                          for m in heads)
+        cells = "; ".join(
+            f"{m} {best[m]['value']:.3f} [{best[m]['ci95'][0]:.3f}, {best[m]['ci95'][1]:.3f}]" for m in heads
+        )
         dirty = any(p.get("dirty") for p in d.get("provenance", {}).values())
         mode = " (dirty tree)" if dirty else ""
         kind = d.get("best_kind", "")
@@ -685,8 +767,10 @@ def results_markdown(results_dir: Path | None = None) -> str:
             chosen += f", by {d['selection']['metric']}"
         runtimes = d.get("runtimes") or {"": d["runtime_s"]}
         wall = "<br>".join(f"{name[:2]} {_minutes(s)}".strip() for name, s in runtimes.items())
-        lines.append(f"| {d['case']}{mode} | {chosen} | {cells} | {SEED_CLAIMS.get(d['case'], '—')} | {wall} | "
-                     f"{d['dataset']}: {d['protocol']} |")
+        lines.append(
+            f"| {d['case']}{mode} | {chosen} | {cells} | {SEED_CLAIMS.get(d['case'], '—')} | {wall} | "
+            f"{d['dataset']}: {d['protocol']} |"
+        )
     return "\n".join(lines)
 
 
@@ -706,6 +790,59 @@ def update_readme(readme: Path | None = None, results_dir: Path | None = None) -
 # ------------------------------------------------------------------------------------------- training records
 
 
+def training_record(model, history: Mapping, y_train, pred_train, y_test, pred_test, class_names: list[str]) -> dict:
+    """The seed's ``save_in_dict``, as JSON-able data (no pickle): confusion matrices (train, test), class
+    names, per-epoch acc / loss / val_acc / val_loss / learning rate, classification report, model summary."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    h = {k: [float(v) for v in vals] for k, vals in history.items()}
+    n = len(class_names)
+    return {
+        "class_names": list(class_names),
+        "cm_train": confusion_matrix(y_train, pred_train, labels=range(n)).tolist(),
+        "cm_test": confusion_matrix(y_test, pred_test, labels=range(n)).tolist(),
+        "acc": h.get("accuracy", []),
+        "loss": h.get("loss", []),
+        "val_acc": h.get("val_accuracy", []),
+        "val_loss": h.get("val_loss", []),
+        "lr": h.get("learning_rate", h.get("lr", [])),
+        "best_epoch": int(np.argmin(h["val_loss"])) + 1 if h.get("val_loss") else len(h.get("loss", [])),
+        "report": classification_report(
+            y_test, pred_test, labels=range(n), target_names=class_names, output_dict=True, zero_division=0
+        ),
+        "summary": summary_text(model),
+        "y_test": [int(v) for v in y_test],
+        "pred_test": [int(v) for v in pred_test],
+    }
+
+
+def classifier_record(result: TrainingResult, ds) -> dict:
+    """The JSON-able record of a redshift classifier trained by
+    :func:`casebook.training.keras_loops.train_keras_classifier` on ``ds`` (see :func:`training_record`), with
+    the run's facts (epochs run against the cap, seconds per epoch, validation accuracy at the best epoch) and
+    the test probabilities. The test split is predicted here, after training and choice of epoch."""
+    from .training.keras_loops import keras_inputs
+
+    model = result.model
+    pred_train = model.predict(keras_inputs(model, ds.X_train, ds.z_train), batch_size=256, verbose=0)
+    pred_test = model.predict(keras_inputs(model, ds.X_test, ds.z_test), batch_size=256, verbose=0)
+    history = result.history.to_dict("list")
+    rec = training_record(
+        model, history, ds.y_train, pred_train.argmax(1), ds.y_test, pred_test.argmax(1), ds.class_names
+    )
+    rec.update(
+        train_seconds=round(result.seconds, 1),
+        seconds_per_epoch=round(result.seconds_per_epoch, 2),
+        epochs_run=result.epochs_run,
+        epoch_cap=result.epoch_cap,
+        n_train=result.n_train,
+        stopped_early=result.stopped_early,
+        val_acc_at_best=result.validation["accuracy_at_best"],
+        test_proba=pred_test.tolist(),
+    )
+    return rec
+
+
 def save_record(record: Mapping, path: Path) -> Path:
     _atomic_write_text(Path(path), json.dumps(record, indent=1, default=float))
     return Path(path)
@@ -717,11 +854,18 @@ def _cm_panel(ax, cm, names, title):
     pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0) * 100
     ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     for (i, j), v in np.ndenumerate(pct):
-        ax.text(j, i, f"{v:.1f}%\n({cm[i, j]})", ha="center", va="center", fontsize=9,
-                color="white" if v > 60 else "black")
+        ax.text(
+            j, i, f"{v:.1f}%\n({cm[i, j]})", ha="center", va="center", fontsize=9, color="white" if v > 60 else "black"
+        )
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.set_yticks(range(len(names)), names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
+
+
+def _padded(lo: float, hi: float) -> tuple[float, float]:
+    """Axis limits 5 % beyond the data on both sides."""
+    margin = 0.05 * (hi - lo + 1e-9)
+    return lo - margin, hi + margin
 
 
 def record_figure(record: Mapping, title: str = ""):
@@ -745,9 +889,8 @@ def record_figure(record: Mapping, title: str = ""):
     ax.axvline(record["best_epoch"], color="grey", ls=":", label=f"best epoch {record['best_epoch']}")
     losses = np.concatenate([record["loss"], record.get("val_loss") or []])
     accs = np.concatenate([record["acc"], record.get("val_acc") or []])
-    pad = lambda lo, hi: (lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
-    ax.set_ylim(*pad(losses.min(), losses.max()))
-    ax2.set_ylim(*pad(accs.min(), accs.max()))
+    ax.set_ylim(*_padded(losses.min(), losses.max()))
+    ax2.set_ylim(*_padded(accs.min(), accs.max()))
     ax.set(xlabel="epoch", ylabel="loss (red)", title="(c) learning curves")
     ax2.set_ylabel("accuracy (blue)")
     integer_epoch_ticks(ax, len(epochs))
@@ -758,8 +901,16 @@ def record_figure(record: Mapping, title: str = ""):
     ax = axes[1, 1]
     ax.axis("off")
     rep = record["report"]
-    rows = [[n, f"{rep[n]['precision']:.3f}", f"{rep[n]['recall']:.3f}", f"{rep[n]['f1-score']:.3f}",
-             f"{int(rep[n]['support'])}"] for n in names]
+    rows = [
+        [
+            n,
+            f"{rep[n]['precision']:.3f}",
+            f"{rep[n]['recall']:.3f}",
+            f"{rep[n]['f1-score']:.3f}",
+            f"{int(rep[n]['support'])}",
+        ]
+        for n in names
+    ]
     rows.append(["accuracy", "", "", f"{rep['accuracy']:.3f}", f"{int(rep['macro avg']['support'])}"])
     table = ax.table(cellText=rows, colLabels=["class", "precision", "recall", "F1", "support"], loc="center")
     table.auto_set_font_size(False)
@@ -795,7 +946,7 @@ class Stopwatch:
 
 def peak_memory_gb() -> float:
     """Peak resident memory (max RSS) of this process, in GB (Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 if __name__ == "__main__":  # python -m casebook.report: refresh the README results table

@@ -6,6 +6,7 @@ A server that cannot be reached, refuses the login (401) or the action (403) rai
 :class:`TrackingServerError` with one line saying which server, what failed and which variable to set.
 MLflow is imported lazily (it costs seconds), so importing this module is cheap.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,8 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -66,8 +67,10 @@ def _refusal(uri: str, status: int, action: str) -> TrackingServerError:
         who = f"wrong password for user {creds[0]!r}" if creds else "no credentials given"
         return TrackingServerError(f"MLflow server {uri} refused the login to {action} (401: {who}); {CREDENTIALS}")
     who = f"user {creds[0]!r}" if creds else "an anonymous user"
-    return TrackingServerError(f"MLflow server {uri} does not allow {who} to {action} (403: ask an admin or the "
-                               f"experiment's owner for permission, or set MLFLOW_TRACKING_USERNAME to another user)")
+    return TrackingServerError(
+        f"MLflow server {uri} does not allow {who} to {action} (403: ask an admin or the "
+        f"experiment's owner for permission, or set MLFLOW_TRACKING_USERNAME to another user)"
+    )
 
 
 def check_server(uri: str | None = None, timeout: float = 10.0) -> None:
@@ -81,22 +84,37 @@ def check_server(uri: str | None = None, timeout: float = 10.0) -> None:
     import requests
 
     try:
-        response = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
-                                auth=_credentials(), timeout=timeout)
+        response = requests.get(
+            f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=_credentials(),
+            timeout=timeout,
+        )
     except requests.RequestException as e:
         text = str(e)
-        reason = next((why for marker, why in (("Connection refused", "connection refused"),
-                                               ("NameResolution", "host name not found"),
-                                               ("timed out", f"no answer within {timeout:g} s"),
-                                               ("SSL", "TLS handshake failed")) if marker in text),
-                      type(e).__name__)
-        raise TrackingServerError(f"MLflow server {uri} is unreachable ({reason}); start it, or fix or unset "
-                                  f"CASEBOOK_MLFLOW_URI") from None
+        reason = next(
+            (
+                why
+                for marker, why in (
+                    ("Connection refused", "connection refused"),
+                    ("NameResolution", "host name not found"),
+                    ("timed out", f"no answer within {timeout:g} s"),
+                    ("SSL", "TLS handshake failed"),
+                )
+                if marker in text
+            ),
+            type(e).__name__,
+        )
+        raise TrackingServerError(
+            f"MLflow server {uri} is unreachable ({reason}); start it, or fix or unset CASEBOOK_MLFLOW_URI"
+        ) from None
     if response.status_code in (401, 403):
         raise _refusal(uri, response.status_code, "list experiments")
     if not response.ok:
-        raise TrackingServerError(f"MLflow server {uri} answered HTTP {response.status_code} to an experiments "
-                                  f"search; is CASEBOOK_MLFLOW_URI an MLflow tracking server?")
+        raise TrackingServerError(
+            f"MLflow server {uri} answered HTTP {response.status_code} to an experiments "
+            f"search; is CASEBOOK_MLFLOW_URI an MLflow tracking server?"
+        )
     _CHECKED.add(key)
 
 
@@ -110,8 +128,9 @@ def _server_errors(action: str):
     except MlflowException as e:
         status = e.get_http_status_code()
         if status in (401, 403) or e.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            raise _refusal(config.mlflow_tracking_uri(), 401 if status == 401 or e.error_code == "UNAUTHENTICATED"
-                           else 403, action) from None
+            raise _refusal(
+                config.mlflow_tracking_uri(), 401 if status == 401 or e.error_code == "UNAUTHENTICATED" else 403, action
+            ) from None
         if config.mlflow_is_remote() and _server_gone(e):
             raise _gone(action, e) from None
         raise
@@ -120,25 +139,46 @@ def _server_errors(action: str):
 def _server_gone(error) -> bool:
     """An MLflow client error that means the server stopped answering (after the client's retries)."""
     text = str(error)
-    return ("failed with exception" in text or "Max retries exceeded" in text
-            or "TEMPORARILY_UNAVAILABLE" in text or " 503 " in text or " 502 " in text)
+    return (
+        "failed with exception" in text
+        or "Max retries exceeded" in text
+        or "TEMPORARILY_UNAVAILABLE" in text
+        or " 503 " in text
+        or " 502 " in text
+    )
 
 
 def _gone(action: str, error) -> TrackingServerError:
-    reason = next((why for marker, why in (("Connection refused", "connection refused"),
-                                           ("timed out", "no answer in time"), ("Read timed out", "no answer in time"),
-                                           ("503", "503 service unavailable"), ("502", "502 bad gateway"))
-                   if marker in str(error)), "no answer")
+    reason = next(
+        (
+            why
+            for marker, why in (
+                ("Connection refused", "connection refused"),
+                ("timed out", "no answer in time"),
+                ("Read timed out", "no answer in time"),
+                ("503", "503 service unavailable"),
+                ("502", "502 bad gateway"),
+            )
+            if marker in str(error)
+        ),
+        "no answer",
+    )
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
-    return TrackingServerError(f"MLflow server {config.mlflow_tracking_uri()} stopped answering while trying to "
-                               f"{action} ({reason}, {retries} retries); restart it, or fix or unset "
-                               f"CASEBOOK_MLFLOW_URI")
+    return TrackingServerError(
+        f"MLflow server {config.mlflow_tracking_uri()} stopped answering while trying to "
+        f"{action} ({reason}, {retries} retries); restart it, or fix or unset "
+        f"CASEBOOK_MLFLOW_URI"
+    )
 
 
 # What casebook's tools allow a server that goes away: connection attempts with exponential back-off
 # (0, 2, 4, 8, 16 s: about 30 s in all), and 20 s for an answer. MLflow's defaults retry for minutes.
-TOOL_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+TOOL_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 def bound_retries() -> None:
@@ -180,8 +220,9 @@ def setup(experiment: str):
         if found is None:
             found = _create_experiment(mlflow, experiment)
         if found.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:
-            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND,
-                                                     EXPERIMENT_TAGS[EXPERIMENT_KIND])
+            mlflow.MlflowClient().set_experiment_tag(
+                found.experiment_id, EXPERIMENT_KIND, EXPERIMENT_TAGS[EXPERIMENT_KIND]
+            )
         mlflow.set_experiment(experiment)
     return mlflow
 
@@ -260,8 +301,7 @@ def _scoped(experiment: str, filter_string: str) -> str:
 
 
 @contextlib.contextmanager
-def run(experiment: str, run_name: str | None = None, params: Mapping | None = None,
-        tags: Mapping | None = None):
+def run(experiment: str, run_name: str | None = None, params: Mapping | None = None, tags: Mapping | None = None):
     """``with tracking.run("synthetic", "rf", params={...}) as r:`` — a run with flattened params and tags; a
     child of the current execution when :func:`start_execution` opened one."""
     mlflow = setup(experiment)
@@ -347,8 +387,9 @@ def log_metrics(metrics: Mapping, prefix: str = "", step: int | None = None) -> 
 
 
 def log_history(history, prefix: str = "") -> None:
-    """Per-epoch metrics from a Keras History or a dict of lists, one MLflow step per epoch."""
-    from .training import history_to_frame
+    """Per-epoch metrics from a TrainingResult, a frame, a Keras History or a dict of lists, one MLflow step per
+    epoch."""
+    from .training.result import history_to_frame
 
     df = history_to_frame(history)
     for epoch, row in df.iterrows():
@@ -365,16 +406,17 @@ def log_dict(d: Mapping, name: str) -> None:
     _mlflow().log_dict(dict(d), name)
 
 
-def log_model(model, flavor: str, name: str = "model", input_example=None, registered_name: str | None = None,
-              **kwargs):
+def log_model(
+    model, flavor: str, name: str = "model", input_example=None, registered_name: str | None = None, **kwargs
+):
     """Log a model with explicit pip requirements (no slow inference) and, given an input example, a
     signature. ``flavor``: ``sklearn``, ``pytorch`` or ``keras``."""
-    mlflow = _mlflow()
+    _mlflow()  # quiet loggers and no progress bars before a flavor imports mlflow
     import importlib
 
     module = importlib.import_module(f"mlflow.{flavor}")
     if flavor == "sklearn":
-        from .models import TRUSTED_SKOPS_TYPES
+        from .persistence import TRUSTED_SKOPS_TYPES
 
         kwargs.setdefault("serialization_format", "skops")
         kwargs.setdefault("skops_trusted_types", list(TRUSTED_SKOPS_TYPES))
@@ -383,8 +425,14 @@ def log_model(model, flavor: str, name: str = "model", input_example=None, regis
         from mlflow.models import infer_signature
 
         sig = infer_signature(input_example, _predict_for_signature(model, flavor, input_example))
-    return module.log_model(model, name=name, pip_requirements=PIP_REQUIREMENTS[flavor], signature=sig,
-                            registered_model_name=registered_name, **kwargs)
+    return module.log_model(
+        model,
+        name=name,
+        pip_requirements=PIP_REQUIREMENTS[flavor],
+        signature=sig,
+        registered_model_name=registered_name,
+        **kwargs,
+    )
 
 
 def _predict_for_signature(model, flavor: str, x):
@@ -402,12 +450,20 @@ def search(experiment: str, filter_string: str = "", order_by: Iterable[str] | N
     """``mlflow.search_runs`` on one experiment (this project's store), newest first by default; only the current
     execution's runs once :func:`start_execution` opened one."""
     mlflow = setup(experiment)
-    return mlflow.search_runs(experiment_names=[experiment], filter_string=_scoped(experiment, filter_string),
-                              order_by=list(order_by) if order_by else ["attributes.start_time DESC"])
+    return mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=_scoped(experiment, filter_string),
+        order_by=list(order_by) if order_by else ["attributes.start_time DESC"],
+    )
 
 
-def compare(experiment: str, metrics: Iterable[str], params: Iterable[str] = (), filter_string: str = "",
-            sort_by: str | None = None) -> pd.DataFrame:
+def compare(
+    experiment: str,
+    metrics: Iterable[str],
+    params: Iterable[str] = (),
+    filter_string: str = "",
+    sort_by: str | None = None,
+) -> pd.DataFrame:
     """A tidy comparison table of runs: run name, chosen params and metrics, sorted by ``sort_by`` (desc)."""
     runs = search(experiment, filter_string)
     if runs.empty:
@@ -449,10 +505,18 @@ def register_alias(run_id: str, model_name: str, alias: str = "champion", artifa
 
 def _register_alias(mlflow, client, run_id: str, model_name: str, alias: str, artifact: str) -> int:
     run = client.get_run(run_id)
-    logged = [m for m in (mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                                          filter_string=f"source_run_id = '{run_id}'",
-                                                          output_format="list") or [])
-              if m.name == artifact]
+    logged = [
+        m
+        for m in (
+            mlflow.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}'",
+                output_format="list",
+            )
+            or []
+        )
+        if m.name == artifact
+    ]
     source = logged[0].model_uri if logged else f"runs:/{run_id}/{artifact}"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         version = mlflow.register_model(source, model_name)  # its "already exists / created version" notes
@@ -468,7 +532,7 @@ def _register_alias(mlflow, client, run_id: str, model_name: str, alias: str, ar
 
 def load_by_alias(model_name: str, alias: str = "champion", flavor: str = "keras"):
     """``models:/<name>@<alias>`` loaded with its flavor (e.g. the registered champion). A scikit-learn model
-    is read with :func:`casebook.models.load_skops` (casebook's exact type allow-list), not with the type list
+    is read with :func:`casebook.persistence.load_skops` (casebook's exact type allow-list), not with the type list
     its MLmodel file declares; Keras loads in safe mode."""
     import importlib
 
@@ -476,7 +540,7 @@ def load_by_alias(model_name: str, alias: str = "champion", flavor: str = "keras
     uri = f"models:/{model_name}@{alias}"
     with _server_errors(f"load {uri}"):
         if flavor == "sklearn":
-            from .models import load_skops
+            from .persistence import load_skops
 
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))

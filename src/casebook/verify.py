@@ -10,6 +10,7 @@ in library versions, CPU, devices and data files from the committed provenance a
 Exit codes: 0 every number holds; 1 something moved beyond its tolerance (or is missing); 2 bad arguments or
 missing data, said in one line before any work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,16 +98,29 @@ def compare(stem: str, committed: dict, rerun: dict | None) -> tuple[list[dict],
         for metric, value in committed["models"][model].items():
             new = ((rerun or {}).get("models", {}).get(model) or {}).get(metric)
             tol = _tolerance(rule, value, same_versions)
-            row = {"metric": f"{committed['case']}: {model} {metric}", "committed": value["value"],
-                   "rerun": None if new is None else new["value"], "tolerance": tol, "rule": rule["rule"]}
+            row = {
+                "metric": f"{committed['case']}: {model} {metric}",
+                "committed": value["value"],
+                "rerun": None if new is None else new["value"],
+                "tolerance": tol,
+                "rule": rule["rule"],
+            }
             row["difference"] = None if new is None else new["value"] - value["value"]
             row["verdict"] = "missing" if new is None else ("ok" if abs(row["difference"]) <= tol else "FAIL")
             rows.append(row)
     if committed["best"] in produced:
         again = (rerun or {}).get("best")
-        rows.append({"metric": f"{committed['case']}: chosen model", "committed": committed["best"],
-                     "rerun": again, "difference": None, "tolerance": None, "rule": "same model",
-                     "verdict": "ok" if again == committed["best"] else "FAIL"})
+        rows.append(
+            {
+                "metric": f"{committed['case']}: chosen model",
+                "committed": committed["best"],
+                "rerun": again,
+                "difference": None,
+                "tolerance": None,
+                "rule": "same model",
+                "verdict": "ok" if again == committed["best"] else "FAIL",
+            }
+        )
     return rows, provenance.differences(prov_a, prov_b) if prov_b else ["no provenance in the rerun"]
 
 
@@ -119,13 +133,20 @@ def _cell(value, digits: int = 6) -> str:
 def table(rows: list[dict]) -> str:
     """The comparison as a fixed-width text table."""
     header = ("metric", "committed", "rerun", "difference", "tolerance", "verdict")
-    body = [(r["metric"], _cell(r["committed"]), _cell(r["rerun"]),
-             "—" if r["difference"] is None else f"{r['difference']:+.6f}",
-             r["rule"] if r["tolerance"] is None else f"{r['tolerance']:.6f} ({r['rule']})", r["verdict"])
-            for r in rows]
+    body = [
+        (
+            r["metric"],
+            _cell(r["committed"]),
+            _cell(r["rerun"]),
+            "—" if r["difference"] is None else f"{r['difference']:+.6f}",
+            r["rule"] if r["tolerance"] is None else f"{r['tolerance']:.6f} ({r['rule']})",
+            r["verdict"],
+        )
+        for r in rows
+    ]
     widths = [max(len(str(line[k])) for line in [header, *body]) for k in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip()
-                     for line in [header, *body])
+    rows = ("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body])
+    return "\n".join(rows)
 
 
 def execute_copy(path: Path, scratch: Path, committed_dir: Path, smoke: bool, timeout: int) -> Path:
@@ -136,8 +157,12 @@ def execute_copy(path: Path, scratch: Path, committed_dir: Path, smoke: bool, ti
     results.mkdir(parents=True, exist_ok=True)
     for f in committed_dir.glob("*.json"):
         shutil.copyfile(f, results / f.name)
-    env = {"CASEBOOK_ASSETS": str(scratch / "assets"), "CASEBOOK_OUTPUTS": str(scratch / "outputs"),
-           "CASEBOOK_MLFLOW": str(scratch / "mlflow"), "CASEBOOK_MLFLOW_URI": ""}
+    env = {
+        "CASEBOOK_ASSETS": str(scratch / "assets"),
+        "CASEBOOK_OUTPUTS": str(scratch / "outputs"),
+        "CASEBOOK_MLFLOW": str(scratch / "mlflow"),
+        "CASEBOOK_MLFLOW_URI": "",
+    }
     notebooks.execute(path, scratch / path.name, smoke=smoke, timeout=timeout, extra_env=env)
     return results
 
@@ -157,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="*", help="numbers (05) or names; default: every notebook")
     p.add_argument("--committed", type=Path, help="the results to check (default: assets/results)")
     p.add_argument("--scratch", type=Path, help="where to execute (kept; default: a temporary folder)")
-    p.add_argument("--no-execute", action="store_true",
-                   help="compare the results already in --scratch instead of executing again")
+    p.add_argument(
+        "--no-execute", action="store_true", help="compare the results already in --scratch instead of executing again"
+    )
     p.add_argument("--smoke", action="store_true", help="smoke mode (tests); the committed results too")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     return p
@@ -184,8 +210,7 @@ def verify(args) -> int:
             since = None
             if not args.no_execute:
                 shutil.rmtree(scratch, ignore_errors=True)
-                print(f"▶ {path.stem}: executing a copy in {'smoke' if args.smoke else 'full'} mode ...",
-                      flush=True)
+                print(f"▶ {path.stem}: executing a copy in {'smoke' if args.smoke else 'full'} mode ...", flush=True)
                 since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
                 try:
                     execute_copy(path, scratch, committed_dir, args.smoke, args.timeout)

@@ -1,5 +1,6 @@
 """Command-line tools. Shared rules: non-interactive; bad input → one line on stderr and exit code 2, with
 nothing half-written; heavy libraries are imported only after the arguments are parsed (``--help`` is fast)."""
+
 from __future__ import annotations
 
 import argparse
@@ -141,13 +142,17 @@ def check_trainable(y, source: str, need_per_class: int, smallest_split: float) 
     labels, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
     if len(labels) < 2:
         raise CLIError(f"{source}: the target has a single class ({str(labels[0])!r}); a classifier needs at least two")
-    small = {str(lab): int(c) for lab, c in zip(labels, counts) if c < need_per_class}
+    small = {str(lab): int(c) for lab, c in zip(labels, counts, strict=False) if c < need_per_class}
     if small:
-        raise CLIError(f"{source}: too few rows per class for honest train/validation/test splits (need "
-                       f"{need_per_class} per class; have {small})")
+        raise CLIError(
+            f"{source}: too few rows per class for honest train/validation/test splits (need "
+            f"{need_per_class} per class; have {small})"
+        )
     if len(y) * smallest_split < len(labels):
-        raise CLIError(f"{source}: {len(y)} rows are too few for a {smallest_split:.0%} split holding all "
-                       f"{len(labels)} classes (need {int(math.ceil(len(labels) / smallest_split))})")
+        raise CLIError(
+            f"{source}: {len(y)} rows are too few for a {smallest_split:.0%} split holding all "
+            f"{len(labels)} classes (need {int(math.ceil(len(labels) / smallest_split))})"
+        )
 
 
 def check_writable_dir(folder: Path) -> None:
@@ -209,9 +214,12 @@ def staged_output(folder: Path):
 
 def add_track_option(parser: argparse.ArgumentParser, experiment: str) -> None:
     """The tools' shared ``--track`` flag."""
-    parser.add_argument("--track", action="store_true",
-                        help=f"log the run to MLflow (experiment {experiment!r}): the local store, or the server "
-                             f"in CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / _PASSWORD)")
+    parser.add_argument(
+        "--track",
+        action="store_true",
+        help=f"log the run to MLflow (experiment {experiment!r}): the local store, or the server "
+        f"in CASEBOOK_MLFLOW_URI (login from MLFLOW_TRACKING_USERNAME / _PASSWORD)",
+    )
 
 
 def check_tracking_server() -> None:

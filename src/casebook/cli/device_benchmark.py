@@ -9,24 +9,30 @@ epoch over the 55,000 training images (batch 64, Adam; float32, and bfloat16 aut
 benchmark (tensor loop vs textbook DataLoader), and notebook 02's MLP (TorchMLPClassifier, Adam, 64-32,
 early stopping) on the MAGIC training split. Prints one table; --json also writes it.
 """
+
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
 
+from .. import config
 from . import CLIError, Parser, run
 
 PROG = "device-benchmark"
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
     p.add_argument("--devices", nargs="+", help="default: cpu plus every accelerator torch sees")
     p.add_argument("--loop-batches", type=int, default=300, help="batches per loop in the loop benchmark")
     p.add_argument("--json", type=Path, help="also write the table here")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     return p
 
 
@@ -43,7 +49,10 @@ def mnist_rows(dev, seed: int, loop_batches: int) -> list[dict]:
     import torchvision.transforms as T
     from torch.utils.data import Subset
 
-    from casebook import config, data, models, preprocessing as pp, training
+    from casebook import config, data
+    from casebook import preprocessing as pp
+    from casebook.models.vision import make_mnist_cnn
+    from casebook.training import torch_loop
 
     mnist = data.load_mnist("mnist")
     tr, va = pp.holdout_split(len(mnist.y_train), 5_000, mnist.y_train, seed)
@@ -52,25 +61,42 @@ def mnist_rows(dev, seed: int, loop_batches: int) -> list[dict]:
     rows = []
     for amp in (False, True) if dev.type == "cuda" else (False,):
         config.seed_everything(seed)
-        net, x_train, x_val = training.channels_last(models.make_mnist_cnn(), x_all[tr], x_all[va], device=dev)
+        net, x_train, x_val = torch_loop.channels_last(make_mnist_cnn(), x_all[tr], x_all[va], device=dev)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        training.torch_fit(net, x_train, y_train, optimizer=opt, epochs=1, max_batches=20, seed=seed, amp=amp)
+        torch_loop.torch_fit(net, x_train, y_train, optimizer=opt, epochs=1, max_batches=20, seed=seed, amp=amp)
         _sync()
-        hist = training.torch_fit(net, x_train, y_train, x_val, y_val, optimizer=opt, epochs=1, batch_size=64,
-                                  seed=seed, amp=amp)
+        fit = torch_loop.torch_fit(
+            net, x_train, y_train, x_val, y_val, optimizer=opt, epochs=1, batch_size=64, seed=seed, amp=amp
+        )
         _sync()
-        rows.append({"device": config.describe_device(dev), "notebook": "05",
-                     "what": "CNN epoch, 55k images, batch 64" + (", bf16 autocast" if amp else ""),
-                     "seconds": round(hist["epoch_time"][0], 2),
-                     "validation accuracy": round(hist["val_accuracy"][0], 4)})
-    textbook = Subset(data.torchvision_dataset("mnist", train=True, transform=T.Compose(
-        [T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])), tr)
-    bench = training.benchmark_loops(models.make_mnist_cnn, x_all[tr], y_train, textbook, n_batches=loop_batches,
-                                     seed=seed, device=dev)
-    for name, r in bench.iterrows():
-        rows.append({"device": config.describe_device(dev), "notebook": "05",
-                     "what": f"{name}: {loop_batches} batches", "seconds": round(r["seconds"], 2),
-                     "validation accuracy": None})
+        rows.append(
+            {
+                "device": config.describe_device(dev),
+                "notebook": "05",
+                "what": "CNN epoch, 55k images, batch 64" + (", bf16 autocast" if amp else ""),
+                "seconds": round(fit.history["epoch_time"].iloc[0], 2),
+                "validation accuracy": round(fit.history["val_accuracy"].iloc[0], 4),
+            }
+        )
+    textbook = Subset(
+        data.torchvision_dataset(
+            "mnist", train=True, transform=T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
+        ),
+        tr,
+    )
+    bench = torch_loop.benchmark_loops(
+        make_mnist_cnn, x_all[tr], y_train, textbook, n_batches=loop_batches, seed=seed, device=dev
+    )
+    for name, r in torch_loop.benchmark_table(bench).iterrows():
+        rows.append(
+            {
+                "device": config.describe_device(dev),
+                "notebook": "05",
+                "what": f"{name}: {loop_batches} batches",
+                "seconds": round(r["seconds"], 2),
+                "validation accuracy": None,
+            }
+        )
     return rows
 
 
@@ -79,7 +105,9 @@ def gamma_rows(dev, seed: int) -> list[dict]:
     split, after the notebook's Yeo-Johnson + scaling fitted on that split."""
     from sklearn.preprocessing import PowerTransformer, StandardScaler
 
-    from casebook import config, data, models, preprocessing as pp
+    from casebook import config, data
+    from casebook import preprocessing as pp
+    from casebook.training.mlp_classifier import TorchMLPClassifier
 
     X, y = pp.gamma_xy(data.load_magic())
     X_train, X_test, y_train, y_test = pp.stratified_split(X, y, test_size=0.25, seed=seed)
@@ -89,13 +117,19 @@ def gamma_rows(dev, seed: int) -> list[dict]:
     config.seed_everything(seed)
     _sync()
     t0 = time.perf_counter()
-    clf = models.TorchMLPClassifier(seed=seed, device=str(dev)).fit(prep(X_train), y_train)
+    clf = TorchMLPClassifier(seed=seed, device=str(dev)).fit(prep(X_train), y_train)
     _sync()
     seconds = time.perf_counter() - t0
-    return [{"device": config.describe_device(dev), "notebook": "02",
-             "what": f"MLP fit, {len(y_train)} rows, {len(clf.history_['loss'])} epochs (early stopping)",
-             "seconds": round(seconds, 2), "validation accuracy": round(clf.history_["val_accuracy"][-1], 4),
-             "test accuracy": round(float((clf.predict(prep(X_test)) == y_test).mean()), 4)}]
+    return [
+        {
+            "device": config.describe_device(dev),
+            "notebook": "02",
+            "what": f"MLP fit, {len(y_train)} rows, {clf.training_.epochs_run} epochs (early stopping)",
+            "seconds": round(seconds, 2),
+            "validation accuracy": round(clf.training_.history["val_accuracy"].iloc[-1], 4),
+            "test accuracy": round(float((clf.predict(prep(X_test)) == y_test).mean()), 4),
+        }
+    ]
 
 
 def main_impl(argv=None) -> int:
@@ -107,7 +141,8 @@ def main_impl(argv=None) -> int:
     from casebook.data import DataError
 
     names = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
-        ["mps"] if torch.backends.mps.is_available() else [])
+        ["mps"] if torch.backends.mps.is_available() else []
+    )
     try:
         devices = [config.device(n) for n in names]
     except RuntimeError as e:

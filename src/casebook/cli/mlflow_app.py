@@ -14,6 +14,7 @@ app answers, before anything is stored:
 
 Registered as the ``casebook-auth`` MLflow app (``mlflow server --app-name casebook-auth``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,10 @@ def location_problem(body: bytes) -> str | None:
     except ValueError:
         return None  # not JSON: MLflow answers it itself
     if isinstance(request, dict) and request.get("artifact_location"):
-        return ("artifact_location is chosen by this server (artifacts are stored under its artifact root); "
-                "create the experiment without it")
+        return (
+            "artifact_location is chosen by this server (artifacts are stored under its artifact root); "
+            "create the experiment without it"
+        )
     return None
 
 
@@ -82,14 +85,20 @@ def _replay(messages: list[dict], receive):
 
     async def replayed():
         return pending.pop(0) if pending else await receive()
+
     return replayed
 
 
 async def _reject(send, status: int, message: str) -> None:
     code = "INVALID_PARAMETER_VALUE" if status == 400 else "PERMISSION_DENIED"
     body = json.dumps({"error_code": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -107,7 +116,7 @@ class ArtifactRootGuard:
         problem = None
         for route in ARTIFACT_ROUTES:
             if path.startswith(route + "/"):
-                problem = unsafe_path(path[len(route) + 1:])
+                problem = unsafe_path(path[len(route) + 1 :])
         if problem is None and path.endswith(PATH_PARAMETER_ROUTES):
             problem = next((unsafe_path(p) for p in query.get("path", []) if unsafe_path(p)), None)
         if problem is not None:
@@ -121,8 +130,11 @@ class ArtifactRootGuard:
         if method == "POST" and path == UPLOAD and query.get("run_uuid"):
             uri = await asyncio.to_thread(_run_artifact_uri, query["run_uuid"][0])
             if uri is not None and not uri.startswith(PROXIED_SCHEME):
-                return await _reject(send, 403, "this run's artifacts are not under the server's artifact root: "
-                                                "uploads into it are refused")
+                return await _reject(
+                    send,
+                    403,
+                    "this run's artifacts are not under the server's artifact root: uploads into it are refused",
+                )
         return await self.app(scope, receive, send)
 
 
@@ -131,7 +143,10 @@ def create_app():
     from mlflow.server.auth import create_app as basic_auth_app
 
     app = basic_auth_app()
-    if not asyncio.iscoroutinefunction(getattr(app, "__call__", None)):
-        raise RuntimeError("casebook-mlflow-server runs MLflow under uvicorn (an ASGI app); do not pass "
-                           "--gunicorn-opts or --waitress-opts")
+    call = getattr(app, "__call__", None)  # noqa: B004 (the method itself is inspected, not callability)
+    if not asyncio.iscoroutinefunction(call):
+        raise RuntimeError(
+            "casebook-mlflow-server runs MLflow under uvicorn (an ASGI app); do not pass "
+            "--gunicorn-opts or --waitress-opts"
+        )
     return ArtifactRootGuard(app)

@@ -3,7 +3,8 @@
 Examples:
   MLFLOW_AUTH_ADMIN_PASSWORD=... casebook-mlflow-server \
       --backend-store-uri postgresql+psycopg://mlflow:PASSWORD@db:5432/mlflow --host 0.0.0.0
-  casebook-mlflow-server --backend-store-uri sqlite:////srv/mlflow/mlflow.db --artifacts-destination /srv/mlflow/artifacts
+  casebook-mlflow-server --backend-store-uri sqlite:////srv/mlflow/mlflow.db \
+      --artifacts-destination /srv/mlflow/artifacts
 
 It runs `mlflow server --serve-artifacts` (artifacts are proxied through the server, so clients need no shared
 disk) with MLflow's basic-auth app behind a guard that keeps every artifact under the server's artifact root
@@ -21,6 +22,7 @@ The first start creates the admin user from MLFLOW_AUTH_ADMIN_USERNAME (default 
 MLFLOW_AUTH_ADMIN_PASSWORD (required). Users then log in with MLFLOW_TRACKING_USERNAME / _PASSWORD.
 MLFLOW_FLASK_SERVER_SECRET_KEY (the login forms' CSRF key) is generated per start unless you set it.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,33 +50,59 @@ def default_workers() -> int:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--backend-store-uri", default=os.environ.get("MLFLOW_BACKEND_STORE_URI"),
-                   help="runs, experiments and the model registry (default $MLFLOW_BACKEND_STORE_URI), e.g. "
-                        "postgresql+psycopg://user:password@host:5432/mlflow")
-    p.add_argument("--auth-database-uri", default=os.environ.get("MLFLOW_AUTH_DATABASE_URI"),
-                   help="users and permissions (default: the backend store; MLflow keeps them in tables of "
-                        "their own)")
-    p.add_argument("--artifacts-destination", default=os.environ.get("MLFLOW_ARTIFACTS_DESTINATION", "mlartifacts"),
-                   help="where the server stores artifacts (default $MLFLOW_ARTIFACTS_DESTINATION or ./mlartifacts)")
-    p.add_argument("--default-permission", choices=PERMISSIONS, default="READ",
-                   help="what a user may do in experiments others created (default READ)")
+    p = Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--backend-store-uri",
+        default=os.environ.get("MLFLOW_BACKEND_STORE_URI"),
+        help="runs, experiments and the model registry (default $MLFLOW_BACKEND_STORE_URI), e.g. "
+        "postgresql+psycopg://user:password@host:5432/mlflow",
+    )
+    p.add_argument(
+        "--auth-database-uri",
+        default=os.environ.get("MLFLOW_AUTH_DATABASE_URI"),
+        help="users and permissions (default: the backend store; MLflow keeps them in tables of their own)",
+    )
+    p.add_argument(
+        "--artifacts-destination",
+        default=os.environ.get("MLFLOW_ARTIFACTS_DESTINATION", "mlartifacts"),
+        help="where the server stores artifacts (default $MLFLOW_ARTIFACTS_DESTINATION or ./mlartifacts)",
+    )
+    p.add_argument(
+        "--default-permission",
+        choices=PERMISSIONS,
+        default="READ",
+        help="what a user may do in experiments others created (default READ)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=default_workers(),
-                   help="uvicorn worker processes (default: one per CPU, at least 2)")
-    p.add_argument("--auth-cache-ttl", type=int, default=DEFAULT_AUTH_CACHE_TTL,
-                   help="seconds a verified login is cached in each worker (default 60; 0 = off)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="uvicorn worker processes (default: one per CPU, at least 2)",
+    )
+    p.add_argument(
+        "--auth-cache-ttl",
+        type=int,
+        default=DEFAULT_AUTH_CACHE_TTL,
+        help="seconds a verified login is cached in each worker (default 60; 0 = off)",
+    )
     return p
 
 
 def auth_config(database_uri: str, default_permission: str, cache_ttl: int = DEFAULT_AUTH_CACHE_TTL) -> str:
-    return ("[mlflow]\n"
-            f"default_permission = {default_permission}\n"
-            f"database_uri = {database_uri}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            f"auth_cache_ttl_seconds = {int(cache_ttl)}\n")
+    return (
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {database_uri}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {int(cache_ttl)}\n"
+    )
 
 
 def split_password(uri: str) -> tuple[str, str | None]:
@@ -89,8 +117,9 @@ def split_password(uri: str) -> tuple[str, str | None]:
         return uri, None
     from sqlalchemy.engine import URL
 
-    bare = URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
-                      database=url.database, query=url.query)  # URL.set(password=None) keeps the password
+    bare = URL.create(
+        url.drivername, username=url.username, host=url.host, port=url.port, database=url.database, query=url.query
+    )  # URL.set(password=None) keeps the password
     return bare.render_as_string(hide_password=False), url.password
 
 
@@ -100,8 +129,10 @@ def database_settings(backend_uri: str, auth_uri: str | None) -> tuple[str, str,
     auth, auth_password = split_password(auth_uri or backend_uri)
     passwords = {p for p in (backend_password, auth_password) if p is not None}
     if len(passwords) > 1:
-        raise CLIError("the backend store and the auth database must use the same PostgreSQL password "
-                       "(it is passed to the driver as PGPASSWORD)")
+        raise CLIError(
+            "the backend store and the auth database must use the same PostgreSQL password "
+            "(it is passed to the driver as PGPASSWORD)"
+        )
     return backend, auth, ({"PGPASSWORD": passwords.pop()} if passwords else {})
 
 
@@ -109,7 +140,7 @@ def remove_stale_folders(tmp: Path | None = None) -> list[Path]:
     """Remove private folders left by launchers that were killed (the PID in the name is gone)."""
     removed = []
     for folder in Path(tmp or tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
-        pid = folder.name[len(PRIVATE_PREFIX):].split(".")[0]
+        pid = folder.name[len(PRIVATE_PREFIX) :].split(".")[0]
         if not pid.isdigit() or folder.stat().st_uid != os.getuid():
             continue
         try:
@@ -126,10 +157,27 @@ def server_command(args, backend_uri: str | None = None) -> list[str]:
     artifacts = args.artifacts_destination
     if "://" not in artifacts:
         artifacts = str(Path(artifacts).resolve())
-    return [sys.executable, "-m", "mlflow", "server", "--app-name", APP_NAME,
-            "--backend-store-uri", backend_uri or args.backend_store_uri, "--serve-artifacts",
-            "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port),
-            "--workers", str(args.workers), "--allowed-hosts", "*"]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--app-name",
+        APP_NAME,
+        "--backend-store-uri",
+        backend_uri or args.backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+        "--allowed-hosts",
+        "*",
+    ]
 
 
 def main_impl(argv=None) -> int:

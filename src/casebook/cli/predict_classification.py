@@ -7,6 +7,7 @@ Examples:
 Feature columns are matched by name (any order); a missing or unexpected column is an error. If the CSV
 also has the model's target column, the classification report and accuracy are printed.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,8 +21,12 @@ PROG = "predict-classification"
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", type=Path, default=Path("outputs/classifier/model.skops"))
     p.add_argument("--data", type=Path, help="CSV to predict (default: validation.csv beside the model)")
     p.add_argument("--output", type=Path, help="predictions CSV (default: predictions.csv beside the model)")
@@ -31,7 +36,7 @@ def build_parser() -> Parser:
 def load_bundle(path: Path) -> dict:
     if not path.is_file():
         raise CLIError(f"model file not found: {path}")
-    from casebook.models import UntrustedFileError, load_skops
+    from casebook.persistence import UntrustedFileError, load_skops
 
     try:
         bundle = load_skops(path)
@@ -81,8 +86,10 @@ def target_labels(df, target: str, pipeline, path: Path):
         bad |= np.isfinite(values) & (values != np.round(values))
     if bad.any():
         i = int(bad.argmax())
-        raise CLIError(f"{path}: target column {target!r} holds {column.iloc[i]!r} on line {i + 2}; the model's "
-                       f"labels are {', '.join(map(str, classes[:5].tolist()))}")
+        raise CLIError(
+            f"{path}: target column {target!r} holds {column.iloc[i]!r} on line {i + 2}; the model's "
+            f"labels are {', '.join(map(str, classes[:5].tolist()))}"
+        )
     return values.astype(classes.dtype)
 
 

@@ -14,6 +14,7 @@ everything back and prints what was sent (acknowledged by the server) against wh
 points, params, artifacts (by sha256), lost and duplicated counts, requests per second and wall time.
 Every loop is bounded: --max-seconds stops the clients.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,10 +35,15 @@ METRIC = "load_metric"
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--url", default=os.environ.get("CASEBOOK_MLFLOW_URI"),
-                   help="the server (default $CASEBOOK_MLFLOW_URI)")
+    p = Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--url", default=os.environ.get("CASEBOOK_MLFLOW_URI"), help="the server (default $CASEBOOK_MLFLOW_URI)"
+    )
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--runs", type=int, default=10, help="runs per client")
     p.add_argument("--steps", type=int, default=50, help="metric points per run")
@@ -53,6 +59,7 @@ def build_parser() -> Parser:
 @dataclass
 class Sent:
     """What the server acknowledged to one client."""
+
     runs: dict = field(default_factory=dict)  # (client, index) → run id
     points: Counter = field(default_factory=Counter)  # run id → points acknowledged
     params: Counter = field(default_factory=Counter)
@@ -80,8 +87,9 @@ def _client_work(k: int, args, experiment_id: str, token: str, sent: Sent, deadl
                 sent.params[run_id], sent.requests = 3, sent.requests + 1
             now = int(time.time() * 1000)
             if args.mode == "batched":
-                client.log_batch(run_id, metrics=[Metric(METRIC, k * 1e6 + r * 1e3 + s, now, s)
-                                                  for s in range(args.steps)])
+                client.log_batch(
+                    run_id, metrics=[Metric(METRIC, k * 1e6 + r * 1e3 + s, now, s) for s in range(args.steps)]
+                )
                 with lock:
                     sent.points[run_id], sent.requests = args.steps, sent.requests + 1
             else:
@@ -112,8 +120,9 @@ def _fault(args, t0: float, notes: list) -> None:
         except ProcessLookupError:
             notes.append(f"{time.monotonic() - t0:.1f} s: {args.kill} was not running")
     if args.then:
-        subprocess.Popen(args.then, shell=True, start_new_session=True, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            args.then, shell=True, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         notes.append(f"{time.monotonic() - t0:.1f} s: started {args.then!r}")
 
 
@@ -124,8 +133,7 @@ def landed(url: str, experiment_id: str, token: str) -> dict:
     client = MlflowClient(url)
     runs, page = [], None
     while True:
-        found = client.search_runs([experiment_id], f"tags.load_token = '{token}'", max_results=1000,
-                                   page_token=page)
+        found = client.search_runs([experiment_id], f"tags.load_token = '{token}'", max_results=1000, page_token=page)
         runs += list(found)
         page = found.token
         if not page:
@@ -141,10 +149,16 @@ def landed(url: str, experiment_id: str, token: str) -> dict:
         except Exception:
             digest = None
         key = (int(r.data.tags["load_client"]), int(r.data.tags["load_index"]))
-        out.setdefault(key, []).append({"run_id": r.info.run_id, "points": len(history),
-                                        "duplicated_points": sum(c - 1 for c in steps.values() if c > 1),
-                                        "params": len(r.data.params), "sha256": digest,
-                                        "status": r.info.status})
+        out.setdefault(key, []).append(
+            {
+                "run_id": r.info.run_id,
+                "points": len(history),
+                "duplicated_points": sum(c - 1 for c in steps.values() if c > 1),
+                "params": len(r.data.params),
+                "sha256": digest,
+                "status": r.info.status,
+            }
+        )
     return out
 
 
@@ -156,25 +170,28 @@ def report(args, sent: Sent, found: dict, wall: float, notes: list) -> str:
     duplicated_runs = sum(len(rows) - 1 for rows in found.values() if len(rows) > 1)
     points_sent = sum(sent.points.values())
     points_landed = sum(by_id[rid]["points"] for rid in acknowledged if rid in by_id)
-    lost_points = sum(max(0, n - by_id[rid]["points"]) for rid, n in sent.points.items() if rid in by_id) + \
-        sum(n for rid, n in sent.points.items() if rid not in by_id)
+    lost_points = sum(max(0, n - by_id[rid]["points"]) for rid, n in sent.points.items() if rid in by_id) + sum(
+        n for rid, n in sent.points.items() if rid not in by_id
+    )
     dup_points = sum(row["duplicated_points"] for row in by_id.values())
     params_sent = sum(sent.params.values())
     params_landed = sum(by_id[rid]["params"] for rid in sent.params if rid in by_id)
     artifacts_ok = sum(1 for rid, digest in sent.artifacts.items() if by_id.get(rid, {}).get("sha256") == digest)
     finished = sum(1 for row in by_id.values() if row["status"] == "FINISHED")
     planned = args.clients * args.runs
-    lines = [f"{args.clients} clients x {args.runs} runs x {args.steps} steps, {args.mode}; "
-             f"{sent.requests} requests in {wall:.1f} s ({sent.requests / wall:.1f} requests/s)",
-             f"{'':14s} {'planned':>8s} {'sent':>8s} {'landed':>8s} {'lost':>6s} {'duplicated':>10s}",
-             f"{'runs':14s} {planned:8d} {len(acknowledged):8d} {len(by_id):8d} {len(lost_runs):6d} "
-             f"{duplicated_runs:10d}   ({finished} finished)",
-             f"{'metric points':14s} {planned * args.steps:8d} {points_sent:8d} {points_landed:8d} "
-             f"{lost_points:6d} {dup_points:10d}",
-             f"{'params':14s} {planned * 3:8d} {params_sent:8d} {params_landed:8d} "
-             f"{max(0, params_sent - params_landed):6d} {0:10d}",
-             f"{'artifacts':14s} {planned:8d} {len(sent.artifacts):8d} {artifacts_ok:8d} "
-             f"{len(sent.artifacts) - artifacts_ok:6d} {0:10d}   (sha256 compared)"]
+    lines = [
+        f"{args.clients} clients x {args.runs} runs x {args.steps} steps, {args.mode}; "
+        f"{sent.requests} requests in {wall:.1f} s ({sent.requests / wall:.1f} requests/s)",
+        f"{'':14s} {'planned':>8s} {'sent':>8s} {'landed':>8s} {'lost':>6s} {'duplicated':>10s}",
+        f"{'runs':14s} {planned:8d} {len(acknowledged):8d} {len(by_id):8d} {len(lost_runs):6d} "
+        f"{duplicated_runs:10d}   ({finished} finished)",
+        f"{'metric points':14s} {planned * args.steps:8d} {points_sent:8d} {points_landed:8d} "
+        f"{lost_points:6d} {dup_points:10d}",
+        f"{'params':14s} {planned * 3:8d} {params_sent:8d} {params_landed:8d} "
+        f"{max(0, params_sent - params_landed):6d} {0:10d}",
+        f"{'artifacts':14s} {planned:8d} {len(sent.artifacts):8d} {artifacts_ok:8d} "
+        f"{len(sent.artifacts) - artifacts_ok:6d} {0:10d}   (sha256 compared)",
+    ]
     lines += [f"fault: {n}" for n in notes]
     lines += [f"client error: {e}" for e in sent.errors[:10]]
     if len(sent.errors) > 10:
@@ -204,13 +221,15 @@ def main_impl(argv=None) -> int:
     token, sent, lock, notes = uuid.uuid4().hex, Sent(), threading.Lock(), []
     t0 = time.monotonic()
     deadline = t0 + args.max_seconds
-    workers = [threading.Thread(target=_client_work, args=(k, args, experiment_id, token, sent, deadline, lock))
-               for k in range(args.clients)]
+    workers = [
+        threading.Thread(target=_client_work, args=(k, args, experiment_id, token, sent, deadline, lock))
+        for k in range(args.clients)
+    ]
     if args.at is not None:
         workers.append(threading.Thread(target=_fault, args=(args, t0, notes), daemon=True))
     for w in workers:
         w.start()
-    for w in workers[:args.clients]:
+    for w in workers[: args.clients]:
         w.join()
     wall = time.monotonic() - t0
     print(report(args, sent, landed(args.url, experiment_id, token), wall, notes), flush=True)

@@ -8,6 +8,7 @@ Examples:
 Writes into --output-dir: model.skops (safe format: pipeline + feature names + target), validation.csv
 (the held-out validation rows, with the target column) and metrics.json. Nothing is written if it fails.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,17 +17,34 @@ import time
 from pathlib import Path
 
 from .. import config
-from . import (CLIError, Parser, add_track_option, check_trainable, check_tracking_server, check_writable_dir,
-               first_line, fmt_mean_std, positive_finite, read_table, run, staged_output, tracked)
+from . import (
+    CLIError,
+    Parser,
+    add_track_option,
+    check_tracking_server,
+    check_trainable,
+    check_writable_dir,
+    first_line,
+    fmt_mean_std,
+    positive_finite,
+    read_table,
+    run,
+    staged_output,
+    tracked,
+)
 
 PROG = "train-classifier"
 EXPERIMENT = "synthetic"
-MODELS = ("random-forest", "svm", "logistic-regression")  # = casebook.models.TABULAR_MODELS (kept import-free)
+MODELS = ("random-forest", "svm", "logistic-regression")  # = casebook.models.tabular.TABULAR_MODELS (import-free)
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", choices=MODELS, default="random-forest")
     g = p.add_argument_group("generated data (scikit-learn make_classification; defaults = the seed project)")
     g.add_argument("--n-samples", type=int, default=10_000)
@@ -35,7 +53,7 @@ def build_parser() -> Parser:
     g.add_argument("--n-classes", type=int, default=4)
     g.add_argument("--n-clusters-per-class", type=int, default=1)
     g.add_argument("--class-sep", type=float, default=3.0)
-    g.add_argument("--seed", type=int, default=42, help="data generation, splits and model seed")
+    g.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="data generation, splits and model seed")
     c = p.add_argument_group("your own data")
     c.add_argument("--data", type=Path, help="CSV file with numeric feature columns and a target column")
     c.add_argument("--target", help="name of the target column (required with --data)")
@@ -69,8 +87,16 @@ def main_impl(argv=None) -> int:
         target, source = args.target, str(args.data)
     else:
         try:
-            df = data.make_synthetic(args.n_samples, args.n_features, args.n_informative, 0, args.n_classes,
-                                     args.n_clusters_per_class, args.class_sep, args.seed)
+            df = data.make_synthetic(
+                args.n_samples,
+                args.n_features,
+                args.n_informative,
+                0,
+                args.n_classes,
+                args.n_clusters_per_class,
+                args.class_sep,
+                args.seed,
+            )
         except ValueError as e:
             raise CLIError(f"invalid generator parameters: {first_line(e)}") from None
         target, source = "target", "make_classification"
@@ -81,8 +107,10 @@ def main_impl(argv=None) -> int:
     params = {k: v for k, v in vars(args).items() if k not in ("data", "output_dir", "track")}
     with tracked(args.track, EXPERIMENT, f"cli-{args.model}", params) as active_run:  # a refusing server stops here
         fit_and_save(args, df, X, y, target, source, params, active_run, t0)
-    print(f"wrote {config.display_path(args.output_dir)}/model.skops, validation.csv, metrics.json  "
-          f"({time.perf_counter() - t0:.1f} s wall)")
+    print(
+        f"wrote {config.display_path(args.output_dir)}/model.skops, validation.csv, metrics.json  "
+        f"({time.perf_counter() - t0:.1f} s wall)"
+    )
     return 0
 
 
@@ -94,35 +122,55 @@ def fit_and_save(args, df, X, y, target: str, source: str, params: dict, active_
     import numpy as np
     from sklearn.metrics import accuracy_score, classification_report
 
-    from casebook import models, training
+    from casebook.persistence import save_skops
+    from casebook.training import search
 
     try:
-        fit = training.train_tabular(X, y, args.model, args.cv, args.seed)
+        fit = search.train_tabular(X, y, args.model, args.cv, args.seed)
     except ValueError as e:
         raise CLIError(f"cannot train on this data: {first_line(e)}") from None
     pipe, scores, pred = fit["pipeline"], fit["cv_scores"], fit["test_pred"]
     y_train, y_test, X_val, y_val = fit["y_train"], fit["y_test"], fit["X_val"], fit["y_val"]
     acc = accuracy_score(y_test, pred)
     val_acc = accuracy_score(y_val, fit["val_pred"])
-    print(f"data: {source}, {len(df)} rows x {X.shape[1]} features; split train {len(y_train)} / "
-          f"test {len(y_test)} / validation {len(y_val)}")
-    print(f"{args.cv}-fold CV accuracy ({args.model}): {fmt_mean_std(scores)}  folds: "
-          + " ".join(f"{s:.4f}" for s in scores))
+    print(
+        f"data: {source}, {len(df)} rows x {X.shape[1]} features; split train {len(y_train)} / "
+        f"test {len(y_test)} / validation {len(y_val)}"
+    )
+    print(
+        f"{args.cv}-fold CV accuracy ({args.model}): {fmt_mean_std(scores)}  folds: "
+        + " ".join(f"{s:.4f}" for s in scores)
+    )
     print("test classification report:")
     print(classification_report(y_test, pred, digits=4, zero_division=0))
     print(f"test accuracy: {acc:.4f}   validation accuracy: {val_acc:.4f}")
 
-    metrics = {"model": args.model, "data": source, "target": target, "features": list(X.columns),
-               "n_train": len(y_train), "n_test": len(y_test), "n_validation": len(y_val),
-               "cv_folds": args.cv, "cv_accuracy": [float(s) for s in scores],
-               "cv_accuracy_mean": float(np.mean(scores)), "cv_accuracy_std": float(np.std(scores)),
-               "test_accuracy": float(acc), "validation_accuracy": float(val_acc),
-               "test_report": classification_report(y_test, pred, output_dict=True, zero_division=0),
-               "params": params}
-    bundle = {"pipeline": pipe, "features": list(map(str, X.columns)), "target": str(target),
-              "classes": [c.item() if hasattr(c, "item") else c for c in pipe.classes_], "model": args.model}
+    metrics = {
+        "model": args.model,
+        "data": source,
+        "target": target,
+        "features": list(X.columns),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "n_validation": len(y_val),
+        "cv_folds": args.cv,
+        "cv_accuracy": [float(s) for s in scores],
+        "cv_accuracy_mean": float(np.mean(scores)),
+        "cv_accuracy_std": float(np.std(scores)),
+        "test_accuracy": float(acc),
+        "validation_accuracy": float(val_acc),
+        "test_report": classification_report(y_test, pred, output_dict=True, zero_division=0),
+        "params": params,
+    }
+    bundle = {
+        "pipeline": pipe,
+        "features": list(map(str, X.columns)),
+        "target": str(target),
+        "classes": [c.item() if hasattr(c, "item") else c for c in pipe.classes_],
+        "model": args.model,
+    }
     with staged_output(args.output_dir) as stage:
-        models.save_skops(bundle, stage / "model.skops")
+        save_skops(bundle, stage / "model.skops")
         X_val.assign(**{target: y_val}).to_csv(stage / "validation.csv", index=False)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))

@@ -1,0 +1,158 @@
+"""The torch MLP of the gamma case as a scikit-learn estimator (pipelines, searches, ``clone``), trained by the
+in-memory torch loop, and its persistence without pickle (state dict + JSON config; preprocessing in skops)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from .. import config
+from ..models.mlp import make_mlp
+from ..persistence import UntrustedFileError, load_skops, save_skops
+from .torch_loop import torch_fit, torch_predict_proba
+
+
+class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
+    """A PyTorch MLP as a scikit-learn estimator (works in pipelines, ``GridSearchCV``, ``clone``).
+
+    ``fit`` carves a stratified validation split (``validation_fraction``) out of the data it is given and
+    early-stops on its loss (``patience`` epochs), keeping the best weights. The run (per-epoch history, best
+    epoch, seconds) is in ``training_``, a :class:`~casebook.training.result.TrainingResult`. ``optimizer``:
+    ``adam`` or ``sgd`` (with ``momentum``). ``device``: where it trains and predicts (default
+    :func:`casebook.config.device`); the fitted network is kept on that device.
+    """
+
+    def __init__(
+        self,
+        hidden=(64, 32),
+        lr=1e-3,
+        epochs=60,
+        batch_size=128,
+        optimizer="adam",
+        momentum=0.9,
+        weight_decay=0.0,
+        validation_fraction=0.1,
+        patience=8,
+        seed=config.DEFAULT_SEED,
+        device=None,
+    ):
+        self.hidden = hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.seed = seed
+        self.device = device  # None: casebook.config.device() (CASEBOOK_DEVICE, else cuda, mps, cpu)
+
+    def _tensor(self, X):
+        import torch
+
+        return torch.as_tensor(np.asarray(X, dtype=np.float32))
+
+    def fit(self, X, y):
+        import torch
+        from sklearn.model_selection import train_test_split
+
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        self.n_features_in_ = X.shape[1]
+        xtr, xva, ytr, yva = train_test_split(
+            X, y_idx, test_size=self.validation_fraction, stratify=y_idx, random_state=self.seed
+        )
+        dev = config.device(self.device)
+        threads = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and searches run folds in parallel
+        try:
+            torch.manual_seed(self.seed)
+            self.model_ = make_mlp(X.shape[1], tuple(self.hidden), len(self.classes_)).to(dev)
+            params = self.model_.parameters()
+            opt = (
+                torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+                if self.optimizer == "adam"
+                else torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            )
+            self.training_ = torch_fit(
+                self.model_,
+                self._tensor(xtr),
+                torch.as_tensor(ytr),
+                self._tensor(xva),
+                torch.as_tensor(yva),
+                optimizer=opt,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                patience=self.patience,
+                seed=self.seed,
+            )
+        finally:
+            torch.set_num_threads(threads)
+        return self
+
+    def predict_proba(self, X):
+        return torch_predict_proba(self.model_, self._tensor(X))
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    # -- safe persistence: state_dict + JSON config (no pickle)
+    def save(self, folder: str | Path) -> Path:
+        import torch
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.cpu() for k, v in self.model_.state_dict().items()}, folder / "mlp_state_dict.pt")
+        cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        cfg.update(classes=self.classes_.tolist(), n_features_in=int(self.n_features_in_))
+        (folder / "mlp_config.json").write_text(json.dumps(cfg, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TorchMLPClassifier:
+        import torch
+
+        folder = Path(folder)
+        cfg = json.loads((folder / "mlp_config.json").read_text())
+        allowed = set(cls().get_params()) | {"classes", "n_features_in"}
+        if not isinstance(cfg, dict) or set(cfg) - allowed or not {"classes", "n_features_in"} <= set(cfg):
+            raise ValueError(
+                f"{folder / 'mlp_config.json'}: not a TorchMLPClassifier config (expected keys {sorted(allowed)})"
+            )
+        classes, n_in = np.array(cfg.pop("classes")), int(cfg.pop("n_features_in"))
+        cfg["hidden"] = tuple(int(h) for h in cfg.get("hidden", (64, 32)))
+        est = cls(**cfg)
+        est.classes_, est.n_features_in_ = classes, n_in
+        est.model_ = make_mlp(n_in, est.hidden, len(classes))
+        est.model_.load_state_dict(torch.load(folder / "mlp_state_dict.pt", weights_only=True, map_location="cpu"))
+        est.model_.to(config.device(est.device)).eval()
+        return est
+
+
+def save_pipeline_with_mlp(pipeline, folder: str | Path) -> Path:
+    """A fitted pipeline ending in :class:`TorchMLPClassifier`: preprocessing steps → ``preprocessing.skops``,
+    the network → ``mlp_state_dict.pt`` + ``mlp_config.json``. No pickle anywhere."""
+    folder = Path(folder)
+    save_skops(pipeline[:-1], folder / "preprocessing.skops")
+    pipeline[-1].save(folder)
+    return folder
+
+
+def load_pipeline_with_mlp(folder: str | Path):
+    """Inverse of :func:`save_pipeline_with_mlp`: a pipeline that predicts exactly like the saved one.
+    The skops part is checked against :data:`TRUSTED_SKOPS_TYPES`, the network's config against the
+    estimator's parameters, and its weights are read with ``torch.load(weights_only=True)``."""
+    from imblearn.pipeline import Pipeline
+
+    folder = Path(folder)
+    prep = load_skops(folder / "preprocessing.skops")
+    if not isinstance(prep, Pipeline):
+        raise UntrustedFileError(f"{folder / 'preprocessing.skops'} holds a {type(prep).__name__}, not a pipeline")
+    return Pipeline(list(prep.steps) + [("model", TorchMLPClassifier.load(folder))])
