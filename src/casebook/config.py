@@ -2,7 +2,7 @@
 
 Environment variables
 ---------------------
-CASEBOOK_DATA     data root laid out like ``shared/datasets`` (default ``<repo>/data``)
+CASEBOOK_DATA     data root, one folder per dataset as in the README's Data section (default ``<repo>/data``)
 CASEBOOK_SMOKE    ``1`` = smoke mode: tiny subsets (or synthetic stand-ins) so everything runs in seconds
 CASEBOOK_OFFLINE  ``1`` = never try to download
 CASEBOOK_ASSETS   where figures and results go (default ``<repo>/assets``)

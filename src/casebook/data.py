@@ -2,7 +2,8 @@
 
 Resolution order for every dataset (full mode):
 
-1. the data root (``$CASEBOOK_DATA``, default ``<repo>/data``), laid out like ``shared/datasets``::
+1. the data root (``$CASEBOOK_DATA``, default ``<repo>/data``), one folder per dataset as in the README's
+   Data section::
 
        <root>/mnist/train-images-idx3-ubyte.gz ...      <root>/magic-gamma/magic04.data
        <root>/fashion-mnist/...                         <root>/california-housing/cal_housing.data
@@ -271,7 +272,8 @@ def _not_found_message(info: DatasetInfo, missing: list[RemoteFile], folder: Pat
     sources = "; ".join(u for m in missing for u in m.urls[:1]) or info.homepage
     return (
         f"dataset '{info.key}' not found: put {names} in {folder}/ "
-        f"(get them from {sources}; or set CASEBOOK_DATA to a folder laid out like shared/datasets) [{why}]"
+        f"(get them from {sources}; or set CASEBOOK_DATA to a data root laid out as in the README's "
+        f"Data section) [{why}]"
     )
 
 
