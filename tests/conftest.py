@@ -9,6 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
+
 from casebook import config, data  # noqa: E402
 
 

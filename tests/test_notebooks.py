@@ -96,30 +96,50 @@ def test_published_best_is_the_validation_choice(path):
     assert d["mode"] == "full" and set(d["runtimes"]) and all(k[:2].isdigit() for k in d["runtimes"])
 
 
+TWICE = next(p for p in NOTEBOOKS if p.name.startswith("08_"))  # executed twice against one store (below)
+
+
+def _smoke_params():
+    """Every notebook; 08 in the group of the two-executions test, whose first execution it checks."""
+    group = pytest.mark.xdist_group("pneumonia-twice")
+    return [pytest.param(p, marks=[group] if p == TWICE else [], id=p.stem) for p in NOTEBOOKS]
+
+
+@pytest.fixture(scope="module")
+def twice_executed(tmp_path_factory):
+    """Notebook 08 executed twice in smoke mode against one MLflow store: (committed hash before, run 1, run 2)."""
+    folder = tmp_path_factory.mktemp("twice")
+    before = hashlib.sha256(TWICE.read_bytes()).hexdigest()
+    env = {"CASEBOOK_MLFLOW": str(folder / "store")}
+    runs = [folder / f"run{k}.ipynb" for k in (1, 2)]
+    for out in runs:
+        execute(TWICE, out, smoke=True, timeout=240, extra_env=env)
+    return before, *runs
+
+
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_mode(path, tmp_path):
-    before = hashlib.sha256(path.read_bytes()).hexdigest()
-    out = tmp_path / path.name
-    secs = execute(path, out, smoke=True, timeout=240)
+@pytest.mark.parametrize("path", _smoke_params())
+def test_notebook_runs_in_smoke_mode(path, tmp_path, request):
+    if path == TWICE:  # its first execution against a fresh store is this test's execution
+        before, out, _ = request.getfixturevalue("twice_executed")
+    else:
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        out = tmp_path / path.name
+        secs = execute(path, out, smoke=True, timeout=240)
+        print(f"{path.name}: {secs:.0f} s in smoke mode")
     assert out.is_file()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the committed notebook must not change"
     problems = audit(nbformat.read(out, as_version=4), paths=False)  # test runs write into temp folders
     assert not problems, "\n".join(problems)
-    print(f"{path.name}: {secs:.0f} s in smoke mode")
 
 
 @pytest.mark.notebook
 @pytest.mark.xdist_group("pneumonia-twice")
-def test_two_executions_against_one_store_give_the_same_tables(tmp_path):
+def test_two_executions_against_one_store_give_the_same_tables(twice_executed):
     """Notebook 08 executed twice against the same MLflow store: run names, candidate and challenger tables,
     champion and test metrics are the same both times (each execution reads only its own runs)."""
-    path = next(p for p in NOTEBOOKS if p.name.startswith("08_"))
-    env = {"CASEBOOK_MLFLOW": str(tmp_path / "store")}
-    outputs = []
-    for k in (1, 2):
-        execute(path, tmp_path / f"run{k}.ipynb", smoke=True, timeout=240, extra_env=env)
-        outputs.append(_tables_and_names(nbformat.read(tmp_path / f"run{k}.ipynb", as_version=4)))
+    _, *runs = twice_executed
+    outputs = [_tables_and_names(nbformat.read(run, as_version=4)) for run in runs]
     assert outputs[0] == outputs[1]
     assert "mobilenet#1 " in outputs[0] and "mobilenet#8" not in outputs[0]
 
