@@ -204,3 +204,50 @@ def test_keras_summary_text_needs_no_console():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden")], name="tiny")
     text = summary.summary_text(model)
     assert 'Model: "tiny"' in text and "hidden (Dense)" in text and "Total params: 15" in text
+
+
+def test_torch_fit_steps_the_scheduler_every_batch_and_augments_training_batches_only():
+    import torch
+
+    torch.manual_seed(0)
+    x, y = torch.randn(96, 5), torch.randint(0, 2, (96,))
+    m = mlp.make_mlp(5, (8,), 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=2, steps_per_epoch=3)
+    seen = []
+
+    def augment(xb, generator):
+        seen.append(len(xb))
+        return xb + torch.randn(xb.shape, generator=generator)
+
+    torch_loop.torch_fit(
+        m, x, y, x[:10], y[:10], optimizer=opt, epochs=2, batch_size=32, scheduler=sched, augment=augment
+    )
+    assert sched.last_epoch == 6, "one scheduler step per batch (3 batches x 2 epochs)"
+    assert seen == [32] * 6, "only the training batches are augmented"
+
+
+def test_random_affine_is_seeded_keeps_layout_and_is_the_identity_at_zero():
+    import torch
+
+    x = torch.randn(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    same = pp.random_affine(x, torch.Generator().manual_seed(0), max_degrees=0, max_shift=0)
+    assert torch.allclose(same, x, atol=1e-5) and same.is_contiguous(memory_format=torch.channels_last)
+    a = pp.random_affine(x, torch.Generator().manual_seed(1))
+    b = pp.random_affine(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.allclose(a, x)
+    shifted = torch.zeros(1, 1, 8, 8)
+    shifted[0, 0, 4, 4] = 1.0
+    moved = pp.random_affine(shifted, torch.Generator().manual_seed(2), max_degrees=0, max_shift=2)
+    assert moved.shape == shifted.shape and moved.sum() > 0
+
+
+def test_light_augmentation_flips_and_shifts_only_in_training_and_the_cnn_takes_it(keras_mod):
+    aug = vision.light_augmentation(0)
+    x = np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
+    assert np.array_equal(aug(x, training=False).numpy(), x)
+    assert not np.allclose(aug(x, training=True).numpy(), x)
+    assert [type(layer).__name__ for layer in aug.layers] == ["RandomFlip", "RandomTranslation"]
+    schedule = keras_mod.optimizers.schedules.CosineDecay(1e-3, 100)
+    m = vision.make_fashion_cnn(augmentation=aug, learning_rate=schedule, label_smoothing=0.1)
+    assert m.layers[0] is aug and m.loss.get_config()["label_smoothing"] == 0.1

@@ -99,15 +99,15 @@ def test_published_best_is_the_validation_choice(path):
 TWICE = next(p for p in NOTEBOOKS if p.name.startswith("08_"))  # executed twice against one store (below)
 
 
-def _smoke_params():
-    """Every notebook; 08 in the group of the two-executions test, whose first execution it checks."""
-    group = pytest.mark.xdist_group("pneumonia-twice")
-    return [pytest.param(p, marks=[group] if p == TWICE else [], id=p.stem) for p in NOTEBOOKS]
+# the smoke test of 08 checks the first of the two executions, so it runs on the same xdist worker (conftest.py)
+XDIST_GROUPS = {f"test_notebook_runs_in_smoke_mode[{TWICE.stem}]": "pneumonia-twice"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def twice_executed(tmp_path_factory):
-    """Notebook 08 executed twice in smoke mode against one MLflow store: (committed hash before, run 1, run 2)."""
+    """Notebook 08 executed twice in smoke mode against one MLflow store: (committed hash before, run 1, run 2).
+    Session-scoped: xdist runs the group's tests on one worker, but other modules' tests may run between them,
+    which would end a module-scoped fixture and execute the notebook twice more."""
     folder = tmp_path_factory.mktemp("twice")
     before = hashlib.sha256(TWICE.read_bytes()).hexdigest()
     env = {"CASEBOOK_MLFLOW": str(folder / "store")}
@@ -118,7 +118,7 @@ def twice_executed(tmp_path_factory):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", _smoke_params())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_mode(path, tmp_path, request):
     if path == TWICE:  # its first execution against a fresh store is this test's execution
         before, out, _ = request.getfixturevalue("twice_executed")

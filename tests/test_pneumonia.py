@@ -133,3 +133,13 @@ def test_image_statistics_measure_a_black_border(tmp_path):
     assert np.isclose(framed["dark_fraction"], 1 - 84**2 / 100**2) and framed["border_mean"] == 0
     assert np.isclose(framed["mean"], 200 * 84**2 / 100**2)
     assert flat["contrast"] == 0 and flat["dark_fraction"] == 0 and flat["border_mean"] == 50
+
+
+def test_the_deep_ensemble_averages_its_members_probabilities():
+    c = {**TINY, "strategy": "feature_extraction"}
+    members = [transfer.build_model(c, [{"type": "dense", "units": units}]) for units in (4, 8, 16)]
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    each = [m.predict(x, verbose=0) for m in members]
+    ensemble = transfer.average_of(members)
+    assert np.allclose(ensemble.predict(x, verbose=0), np.mean(each, axis=0), atol=1e-6)
+    assert len({layer.name for layer in ensemble.layers}) == len(ensemble.layers)

@@ -85,6 +85,10 @@ def test_bad_results_are_rejected(tmp_path):
         )
     lower = report.selection_record("validation RMSE", {"a": 0.5, "b": 0.4}, higher_is_better=False)
     assert report.chosen_by(lower) == "b"
+    declared = report.selection_record("validation AUC", {"a": 0.9, "b": 0.8}, rule="the ensemble", chosen="b")
+    assert report.chosen_by(declared) == "b" and declared["scores"] == {"a": 0.9, "b": 0.8}
+    with pytest.raises(ValueError, match="not among the scored models"):
+        report.selection_record("validation AUC", {"a": 0.9}, rule="the ensemble", chosen="c")
     assert not (config.results_dir() / "demo2.json").exists()
     readme = tmp_path / "README.md"
     readme.write_text("no markers")

@@ -84,6 +84,52 @@ def run_xray_experiment(
     }
 
 
+def run_xray_ensemble(
+    members: list[dict],
+    stage: str = "ensemble",
+    experiment: str = "pneumonia",
+    input_example=None,
+    class_names=("normal", "pneumonia"),
+) -> dict:
+    """The deep ensemble of tracked runs (``members``: :func:`run_xray_experiment` summaries) as one tracked run
+    named ``ensemble#<k>``: its validation probability is the mean of the members' (the same as the ensemble
+    model's output on those images), its decision threshold is chosen on validation as for a single run, and
+    the averaging model (:func:`casebook.models.transfer.average_of`) is logged so that it can be registered.
+    Returns a summary dict with the keys of :func:`run_xray_experiment`'s (``params`` lists the members)."""
+    import matplotlib.pyplot as plt
+
+    t0 = time.perf_counter()
+    names = [m["name"] for m in members]
+    y_va = members[0]["val_true"]
+    p_va = np.mean([m["val_proba"] for m in members], axis=0)
+    model = transfer.average_of([m["model"] for m in members])
+    name = tracking.next_run_name(experiment, "ensemble")
+    params = {"members": names, "combination": "mean probability"}
+    with tracking.run(experiment, name, params=params, tags={"stage": stage}) as active:
+        thr = report.choose_threshold(y_va, p_va)
+        pred = (p_va >= thr).astype(int)
+        val = {k: float(f(y_va, pred, p_va)) for k, f in report.per_class_metrics(class_names).items()}
+        tracking.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr})
+        ax = report.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=f"{name} (validation)")
+        tracking.log_figure(ax.figure, "confusion_matrix_val")
+        plt.close(ax.figure)
+        tracking.log_model(model, "keras", input_example=input_example)
+    return {
+        "run_id": active.info.run_id,
+        "name": name,
+        "stage": stage,
+        "params": params,
+        "added_layers": [],
+        "threshold": thr,
+        "val": val,
+        "val_pred": pred,
+        "val_true": y_va,
+        "val_proba": p_va,
+        "model": model,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def run_redshift_experiment(
     model_name: str,
     ds,

@@ -177,6 +177,27 @@ def images_to_tensor(x, mean: float = MNIST_MEAN, std: float = MNIST_STD):
     return (torch.from_numpy(np.ascontiguousarray(x)).float().div_(255).sub_(mean).div_(std)).unsqueeze(1)
 
 
+def random_affine(x, generator, max_degrees: float = 10.0, max_shift: float = 2.0):
+    """A batch of image tensors (N, C, H, W), each rotated by up to ``max_degrees`` and shifted by up to
+    ``max_shift`` pixels (uniform, drawn from ``generator`` on the CPU), edges extended: one ``grid_sample``
+    call per batch, in the batch's device and memory layout. The MNIST CNN's light training augmentation."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    draw = torch.rand(n, 3, generator=generator) * 2 - 1  # uniform in [-1, 1]
+    angle = draw[:, 0] * np.deg2rad(max_degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+    theta[:, 0, 2] = draw[:, 1] * max_shift * 2 / w  # grid units: the image spans [-1, 1]
+    theta[:, 1, 2] = draw[:, 2] * max_shift * 2 / h
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return out.contiguous(memory_format=layout)
+
+
 def scale_images(x) -> np.ndarray:
     """uint8 images (N, H, W) → float32 in [0, 1] with a trailing channel axis (N, H, W, 1), as Keras expects."""
     return (np.asarray(x).astype("float32") / 255.0)[..., None]

@@ -599,8 +599,10 @@ RESULT_KEYS = ("case", "dataset", "protocol", "runtime_s", "models", "best")
 
 
 def chosen_by(selection: Mapping) -> str:
-    """The model a ``selection`` record picks: the best of its ``scores`` (highest, or lowest when
-    ``higher_is_better`` is false)."""
+    """The model a ``selection`` record picks: the one its declared ``rule`` names, else the best of its
+    ``scores`` (highest, or lowest when ``higher_is_better`` is false)."""
+    if "rule" in selection:
+        return selection["rule"]["chosen"]
     scores = selection["scores"]
     pick = max if selection.get("higher_is_better", True) else min
     return pick(scores, key=scores.get)
@@ -632,10 +634,23 @@ def _atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def selection_record(metric: str, scores: Mapping[str, float], higher_is_better: bool = True) -> dict:
+def selection_record(
+    metric: str,
+    scores: Mapping[str, float],
+    higher_is_better: bool = True,
+    rule: str | None = None,
+    chosen: str | None = None,
+) -> dict:
     """How the published model was chosen: ``metric`` (e.g. "validation accuracy") and every candidate's score,
-    baselines included."""
-    return {"metric": metric, "scores": {k: float(v) for k, v in scores.items()}, "higher_is_better": higher_is_better}
+    baselines included. ``rule`` and ``chosen``: a rule declared before the test set was touched that picks
+    ``chosen`` instead of the best score (e.g. a deep ensemble under dataset shift); the scores stay on record."""
+    record = {"metric": metric, "scores": {k: float(v) for k, v in scores.items()}}
+    record["higher_is_better"] = higher_is_better
+    if rule is not None:
+        if chosen not in record["scores"]:
+            raise ValueError(f"the rule's choice {chosen!r} is not among the scored models {list(record['scores'])}")
+        record["rule"] = {"text": rule, "chosen": chosen}
+    return record
 
 
 # How far a rerun's number may move before verification fails, declared by each results file per model (see
@@ -763,7 +778,9 @@ def results_markdown(results_dir: Path | None = None) -> str:
         mode = " (dirty tree)" if dirty else ""
         kind = d.get("best_kind", "")
         chosen = kind if kind.startswith(d["best"]) else d["best"] + (f" ({kind})" if kind else "")
-        if "selection" in d:
+        if "rule" in d.get("selection", {}):
+            chosen += f", by a rule declared on validation: {d['selection']['rule']['text']}"
+        elif "selection" in d:
             chosen += f", by {d['selection']['metric']}"
         runtimes = d.get("runtimes") or {"": d["runtime_s"]}
         wall = "<br>".join(f"{name[:2]} {_minutes(s)}".strip() for name, s in runtimes.items())

@@ -40,16 +40,45 @@ def fashion_augmentation(seed: int = config.DEFAULT_SEED):
     )
 
 
-def make_fashion_cnn(augment: bool = False, dropout: float = 0.2, seed: int = config.DEFAULT_SEED):
-    """Keras CNN for Fashion-MNIST: [augmentation] → Conv2D(32,3)+ReLU → MaxPool → Dropout → Conv2D(64,3)+ReLU →
-    MaxPool → Dropout → Flatten → Dense(128, relu) → Dropout → Dense(10, softmax); Adam, categorical CE.
-    Dropout rates (unspecified by the seed): ``dropout`` after each conv block, twice that before the output."""
+def light_augmentation(seed: int = config.DEFAULT_SEED, max_shift: int = 2):
+    """A lighter training augmentation for Fashion-MNIST than the seed's: a random horizontal flip (a garment
+    mirrored is the same garment) and shifts of up to ``max_shift`` pixels; no rotation or zoom, which change a
+    28-pixel silhouette more than the classes differ. Active only in training."""
     import keras
     from keras import layers
 
+    shift = max_shift / 28
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 1),
+        ],
+        name="augmentation",
+    )
+
+
+def make_fashion_cnn(
+    augment: bool = False,
+    dropout: float = 0.2,
+    seed: int = config.DEFAULT_SEED,
+    augmentation=None,
+    learning_rate=1e-3,
+    label_smoothing: float = 0.0,
+):
+    """Keras CNN for Fashion-MNIST: [augmentation] → Conv2D(32,3)+ReLU → MaxPool → Dropout → Conv2D(64,3)+ReLU →
+    MaxPool → Dropout → Flatten → Dense(128, relu) → Dropout → Dense(10, softmax); Adam, categorical CE.
+    Dropout rates (unspecified by the seed): ``dropout`` after each conv block, twice that before the output.
+    ``augment=True``: the seed's augmentation (:func:`fashion_augmentation`); ``augmentation``: any other
+    augmentation block (e.g. :func:`light_augmentation`). ``learning_rate``: Adam's rate or a Keras schedule;
+    ``label_smoothing``: of the cross-entropy targets."""
+    import keras
+    from keras import layers
+
+    if augment and augmentation is None:
+        augmentation = fashion_augmentation(seed)
     stack = (
         [keras.Input((28, 28, 1))]
-        + ([fashion_augmentation(seed)] if augment else [])
+        + ([augmentation] if augmentation is not None else [])
         + [
             layers.Conv2D(32, 3, activation="relu"),
             layers.MaxPooling2D(),
@@ -63,6 +92,7 @@ def make_fashion_cnn(augment: bool = False, dropout: float = 0.2, seed: int = co
             layers.Dense(10, activation="softmax"),
         ]
     )
-    model = keras.Sequential(stack, name="fashion_cnn_aug" if augment else "fashion_cnn")
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(stack, name="fashion_cnn_aug" if augmentation is not None else "fashion_cnn")
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
     return model

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config
+from .holdout_search import holdout_rows, rmse, take_rows
 from .result import TrainingResult, best_epoch, history_to_frame
 
 
@@ -102,13 +103,9 @@ def fit_baseline_regressor(estimator, X, y, validation_split: float = 0.2):
     ``1 - validation_split`` of the training rows and scored (RMSE) on the last ones, the rows Keras holds out, so
     that baselines and networks are chosen among on one validation set. Returns ``(fitted, val_rmse)``."""
     y = np.asarray(y, dtype="float64")
-    split_at = int(np.floor(len(y) * (1.0 - validation_split)))
-    rows = np.arange(len(y))
-    fit_rows, val_rows = rows[:split_at], rows[split_at:]
-    take = (lambda a, r: a.iloc[r]) if hasattr(X, "iloc") else (lambda a, r: a[r])
-    fitted = estimator.fit(take(X, fit_rows), y[fit_rows])
-    residual = fitted.predict(take(X, val_rows)) - y[val_rows]
-    return fitted, float(np.sqrt(np.mean(residual**2)))
+    fit_rows, val_rows = holdout_rows(len(y), validation_split)
+    fitted = estimator.fit(take_rows(X, fit_rows), y[fit_rows])
+    return fitted, rmse(y[val_rows], fitted.predict(take_rows(X, val_rows)))
 
 
 def keras_inputs(model, X, z=None):

@@ -52,6 +52,8 @@ def torch_fit(
     max_batches: int | None = None,
     eval_batch_size: int = 1000,
     amp: bool = False,
+    scheduler=None,
+    augment=None,
 ) -> TrainingResult:
     """Train ``model`` with mini-batches drawn from in-memory tensors, on the device the model is on
     (:func:`casebook.config.device`; the tensors are moved there once).
@@ -59,7 +61,10 @@ def torch_fit(
     Records per-epoch ``loss``/``accuracy`` (train, measured on the fly) and ``val_loss``/``val_accuracy``.
     With ``patience``, stops when validation loss has not improved for that many epochs and restores the
     best weights (early stopping on validation data, never on test data). ``amp``: bfloat16 mixed precision on
-    CUDA (ignored elsewhere). Returns a :class:`TrainingResult` (seconds per epoch in the ``epoch_time`` column).
+    CUDA (ignored elsewhere). ``scheduler``: a learning-rate scheduler stepped after every batch (e.g.
+    ``OneCycleLR`` with ``steps_per_epoch`` = batches per epoch). ``augment``: ``augment(xb, generator)`` →
+    a transformed training batch (validation batches are never augmented), drawing its randomness from the
+    loop's seeded generator. Returns a :class:`TrainingResult` (seconds per epoch in the ``epoch_time`` column).
     The batch order comes from a CPU generator, so the same seed draws the same batches on every device.
     """
     import torch
@@ -86,12 +91,16 @@ def torch_fit(
             idx = order[start : start + batch_size]
             xb = x[idx].to(dev, non_blocking=True)
             yb = y[idx].to(dev, non_blocking=True)
+            if augment is not None:
+                xb = augment(xb, gen)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(dev, amp):
                 out = model(xb)
                 loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.detach().double() * len(idx)
             correct += (out.argmax(1) == yb).sum()
             seen += len(idx)
