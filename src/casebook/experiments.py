@@ -22,6 +22,23 @@ def _training_labels(model, c: TransferConfig, datasets: dict, cache: xray.Featu
     return np.concatenate([np.asarray(y) for _, y in datasets["train"]])
 
 
+def _log_validation(name: str, y_va, p_va, class_names, extra: dict | None = None):
+    """Inside the active run: the decision threshold chosen on validation (highest balanced accuracy), the
+    validation metrics at it (logged as ``val_*`` with the threshold and ``extra``) and the validation confusion
+    matrix figure. Returns ``(threshold, predictions, metrics)``."""
+    import matplotlib.pyplot as plt
+
+    thr = report.choose_threshold(y_va, p_va)
+    pred = (p_va >= thr).astype(int)
+    val = {k: float(f(y_va, pred, p_va)) for k, f in report.per_class_metrics(class_names).items()}
+    tracking.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr} | (extra or {}))
+    title = f"{name} (validation)"
+    ax = report.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=title)
+    tracking.log_figure(ax.figure, "confusion_matrix_val")
+    plt.close(ax.figure)
+    return thr, pred, val
+
+
 def run_xray_experiment(
     params: dict,
     added_layers: list,
@@ -40,7 +57,6 @@ def run_xray_experiment(
     explicit pip requirements). The run is named ``<backbone>#<k>`` automatically. Returns a summary dict (run
     id, name, ``config``, ``params`` and ``added_layers`` in casebook's names, ``training`` (the
     :class:`TrainingResult`), ``history``, validation metrics and predictions, model, seconds)."""
-    import matplotlib.pyplot as plt
 
     c = TransferConfig.from_seed(params, added_layers)
     model = transfer.build(c)
@@ -52,15 +68,8 @@ def run_xray_experiment(
         result = xray.train_xray(model, c, datasets, cache, class_weight=weights)
         tracking.log_history(result, prefix="epoch_")  # per-epoch curves; final validation metrics are val_*
         p_va, y_va = result.validation["proba"], result.validation["y"]
-        thr = report.choose_threshold(y_va, p_va)
-        pred = (p_va >= thr).astype(int)
-        val = {k: float(f(y_va, pred, p_va)) for k, f in report.per_class_metrics(class_names).items()}
         seconds = time.perf_counter() - t0
-        tracking.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr, "train_seconds": seconds})
-        title = f"{name} (validation)"
-        ax = report.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=title)
-        tracking.log_figure(ax.figure, "confusion_matrix_val")
-        plt.close(ax.figure)
+        thr, pred, val = _log_validation(name, y_va, p_va, class_names, {"train_seconds": seconds})
         if log_model:
             tracking.log_model(model, "keras", input_example=input_example)
     params_out = c.as_params()
@@ -96,7 +105,6 @@ def run_xray_ensemble(
     model's output on those images), its decision threshold is chosen on validation as for a single run, and
     the averaging model (:func:`casebook.models.transfer.average_of`) is logged so that it can be registered.
     Returns a summary dict with the keys of :func:`run_xray_experiment`'s (``params`` lists the members)."""
-    import matplotlib.pyplot as plt
 
     t0 = time.perf_counter()
     names = [m["name"] for m in members]
@@ -106,13 +114,7 @@ def run_xray_ensemble(
     name = tracking.next_run_name(experiment, "ensemble")
     params = {"members": names, "combination": "mean probability"}
     with tracking.run(experiment, name, params=params, tags={"stage": stage}) as active:
-        thr = report.choose_threshold(y_va, p_va)
-        pred = (p_va >= thr).astype(int)
-        val = {k: float(f(y_va, pred, p_va)) for k, f in report.per_class_metrics(class_names).items()}
-        tracking.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr})
-        ax = report.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=f"{name} (validation)")
-        tracking.log_figure(ax.figure, "confusion_matrix_val")
-        plt.close(ax.figure)
+        thr, pred, val = _log_validation(name, y_va, p_va, class_names)
         tracking.log_model(model, "keras", input_example=input_example)
     return {
         "run_id": active.info.run_id,
