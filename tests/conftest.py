@@ -16,16 +16,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from casebook import config, data  # noqa: E402
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """A test module may put some of its tests in a pytest-xdist group with ``XDIST_GROUPS`` (test name → group
-    name): xdist (3.8) does not see a group mark given through ``pytest.param``, so it is added to the item."""
-    for item in items:
-        group = getattr(getattr(item, "module", None), "XDIST_GROUPS", {}).get(item.name)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _session_outputs(tmp_path_factory):
     """Assets and the MLflow store of the whole session live in a temp folder."""

@@ -99,49 +99,41 @@ def test_published_best_is_the_validation_choice(path):
 TWICE = next(p for p in NOTEBOOKS if p.name.startswith("08_"))  # executed twice against one store (below)
 
 
-# the smoke test of 08 checks the first of the two executions, so it runs on the same xdist worker (conftest.py)
-XDIST_GROUPS = {f"test_notebook_runs_in_smoke_mode[{TWICE.stem}]": "pneumonia-twice"}
-
-
-@pytest.fixture(scope="session")
-def twice_executed(tmp_path_factory):
-    """Notebook 08 executed twice in smoke mode against one MLflow store: (committed hash before, run 1, run 2).
-    Session-scoped: xdist runs the group's tests on one worker, but other modules' tests may run between them,
-    which would end a module-scoped fixture and execute the notebook twice more."""
-    folder = tmp_path_factory.mktemp("twice")
-    before = hashlib.sha256(TWICE.read_bytes()).hexdigest()
-    env = {"CASEBOOK_MLFLOW": str(folder / "store")}
-    runs = [folder / f"run{k}.ipynb" for k in (1, 2)]
-    for out in runs:
-        execute(TWICE, out, smoke=True, timeout=240, extra_env=env)
-    return before, *runs
+SMOKE_ONCE = [p for p in NOTEBOOKS if p != TWICE]  # 08's smoke execution is the first of its two below
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_mode(path, tmp_path, request):
-    if path == TWICE:  # its first execution against a fresh store is this test's execution
-        before, out, _ = request.getfixturevalue("twice_executed")
-    else:
-        before = hashlib.sha256(path.read_bytes()).hexdigest()
-        out = tmp_path / path.name
-        secs = execute(path, out, smoke=True, timeout=240)
-        print(f"{path.name}: {secs:.0f} s in smoke mode")
+@pytest.mark.parametrize("path", SMOKE_ONCE, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_mode(path, tmp_path):
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    out = tmp_path / path.name
+    secs = execute(path, out, smoke=True, timeout=240)
+    print(f"{path.name}: {secs:.0f} s in smoke mode")
+    _assert_clean_smoke_run(path, before, out)
+
+
+@pytest.mark.notebook
+def test_08_runs_in_smoke_mode_twice_against_one_store_with_the_same_tables(tmp_path):
+    """Notebook 08 executed twice in smoke mode against one MLflow store: each execution passes the smoke checks
+    above, and run names, candidate and challenger tables, champion and test metrics are the same both times
+    (each execution reads only its own runs). One test, so that the two executions are made once."""
+    before = hashlib.sha256(TWICE.read_bytes()).hexdigest()
+    env = {"CASEBOOK_MLFLOW": str(tmp_path / "store")}
+    runs = [tmp_path / f"run{k}.ipynb" for k in (1, 2)]
+    for out in runs:
+        secs = execute(TWICE, out, smoke=True, timeout=240, extra_env=env)
+        print(f"{TWICE.name}: {secs:.0f} s in smoke mode")
+        _assert_clean_smoke_run(TWICE, before, out)
+    outputs = [_tables_and_names(nbformat.read(run, as_version=4)) for run in runs]
+    assert outputs[0] == outputs[1]
+    assert "mobilenet#1 " in outputs[0] and "mobilenet#8" not in outputs[0]
+
+
+def _assert_clean_smoke_run(path, before, out):
     assert out.is_file()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the committed notebook must not change"
     problems = audit(nbformat.read(out, as_version=4), paths=False)  # test runs write into temp folders
     assert not problems, "\n".join(problems)
-
-
-@pytest.mark.notebook
-@pytest.mark.xdist_group("pneumonia-twice")
-def test_two_executions_against_one_store_give_the_same_tables(twice_executed):
-    """Notebook 08 executed twice against the same MLflow store: run names, candidate and challenger tables,
-    champion and test metrics are the same both times (each execution reads only its own runs)."""
-    _, *runs = twice_executed
-    outputs = [_tables_and_names(nbformat.read(run, as_version=4)) for run in runs]
-    assert outputs[0] == outputs[1]
-    assert "mobilenet#1 " in outputs[0] and "mobilenet#8" not in outputs[0]
 
 
 def _tables_and_names(nb) -> str:
