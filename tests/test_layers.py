@@ -14,6 +14,7 @@ SRC = config.PACKAGE_DIR
 LAYER = {
     "config": 0,
     "data": 1,
+    "cluster": 1,
     "preprocessing": 2,
     "persistence": 2,
     "models": 3,

@@ -1,5 +1,7 @@
-"""Hyperparameter searches on training data only (scikit-learn ``*SearchCV``) and the synthetic-classification
-recipe shared by ``train-classifier`` and notebook 03."""
+"""Hyperparameter searches and cross-validation on training data only (scikit-learn ``*SearchCV``,
+``cross_validate``) and the synthetic-classification recipe shared by ``train-classifier`` and notebook 03.
+Every search and cross-validation runs under :func:`casebook.cluster.parallel`: on a Ray cluster when
+``CASEBOOK_RAY_ADDRESS`` names one, on this machine's cores otherwise."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .. import config
+from .. import cluster, config
 
 
 def search_summary(search) -> pd.DataFrame:
@@ -43,7 +45,17 @@ def run_search(
         search = RandomizedSearchCV(
             pipeline, grid, n_iter=n_iter, cv=cv, scoring=scoring, n_jobs=n_jobs, random_state=seed
         )
-    return search.fit(X, y)
+    with cluster.parallel():
+        return search.fit(X, y)
+
+
+def cross_validate(pipeline, X, y, cv, scoring="accuracy", n_jobs: int = -1) -> dict:
+    """scikit-learn's ``cross_validate`` (the pipeline refitted on each training fold only), under
+    :func:`casebook.cluster.parallel`. ``scoring`` a name gives ``test_score``; a dict gives ``test_<name>``."""
+    from sklearn.model_selection import cross_validate as sk_cross_validate
+
+    with cluster.parallel():
+        return sk_cross_validate(pipeline, X, y, cv=cv, scoring=scoring, n_jobs=n_jobs)
 
 
 def train_tabular(X, y, model: str, cv_folds: int = 5, seed: int = config.DEFAULT_SEED) -> dict:
@@ -51,7 +63,7 @@ def train_tabular(X, y, model: str, cv_folds: int = 5, seed: int = config.DEFAUL
     train / test / validation split, ``cv_folds``-fold CV on the training part, fit on it, then test and
     validation predictions. Returns a dict with the fitted ``pipeline``, the splits, ``cv_scores`` and
     ``test_pred`` / ``val_pred``."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold
 
     from ..models.tabular import tabular_classifier
     from ..preprocessing import split_three
@@ -59,7 +71,7 @@ def train_tabular(X, y, model: str, cv_folds: int = 5, seed: int = config.DEFAUL
     X_train, X_test, X_val, y_train, y_test, y_val = split_three(X, y, seed=seed)
     pipe = tabular_classifier(model, seed=seed)
     cv = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
-    scores = cross_val_score(pipe, X_train, y_train, cv=cv, scoring="accuracy")
+    scores = cross_validate(pipe, X_train, y_train, cv=cv, scoring="accuracy", n_jobs=None)["test_score"]
     pipe.fit(X_train, y_train)
     return {
         "pipeline": pipe,
