@@ -13,7 +13,7 @@ COLAB_NOTEBOOK ?= notebooks/03_synthetic_classification.ipynb
 TORCH_INDEX ?=
 TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 
-.PHONY: help venv test lint format notebooks results verify lab mlflow-ui data-check colab-check docker-check clean
+.PHONY: help venv test lint format notebooks results verify lab mlflow-ui cluster data-check colab-check docker-check clean
 
 help:
 	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint        ruff: lint and format check (code, tests, notebooks); make format applies both"
 	@echo "make lab         JupyterLab on $(LAB_IP):8888 (token on)"
 	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
+	@echo "make cluster     a Ray head and one worker on 127.0.0.1 (prints the address; Ctrl-C stops them)"
 	@echo "make results     rebuild the README results table from assets/results/*.json"
 	@echo "make verify NB=05  re-execute notebook(s) on a scratch copy and compare with the committed numbers"
 	@echo "make data-check  verify every dataset in the data root (CASEBOOK_DATA)"
@@ -65,6 +66,12 @@ results: $(STAMP)
 # NB: notebook numbers or names (default: all); exit 1 when a number moved beyond its declared tolerance
 verify: $(STAMP)
 	$(BIN)/python -m casebook.verify $(NB)
+
+# A Ray head and one worker on 127.0.0.1, token authentication on, until Ctrl-C. As root it runs them in a
+# network namespace with only loopback (Ray otherwise binds to the external interface too) and prints how to
+# run clients there. On real hosts: README, "Scaling out".
+cluster: $(STAMP)
+	$(BIN)/python -m casebook.cli.local_cluster --workers 1
 
 data-check: $(STAMP)
 	$(BIN)/python -m casebook.data

@@ -42,7 +42,7 @@ FORWARDED = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_DISABLE_TELEMETRY",
 )
-CONNECT_TIMEOUT_S = 20
+CONNECT_TIMEOUT_S = 5
 
 
 class ClusterError(RuntimeError):
@@ -74,15 +74,16 @@ def resources() -> dict:
     return {"cpu": _positive(CPUS_PER_TRIAL, 1), "gpu": _positive(GPUS_PER_TRIAL, 0)}
 
 
-def check() -> None:
+def check(tracked: bool = True) -> None:
     """Everything the environment names is usable, before any work: the settings are valid, a cluster address
-    comes with a tracking server, and the head answers and accepts this client's token. Raises
-    :class:`ClusterError` with one line naming the variable to fix. Nothing happens when unset."""
+    comes with a tracking server (unless nothing ``tracked`` runs on the cluster, as in a search), and the head
+    answers and accepts this client's token. Raises :class:`ClusterError` with one line naming the variable to
+    fix. Nothing happens when unset."""
     where = address()
     if where is None:
         return
     resources()
-    if where != "local" and not config.mlflow_is_remote():
+    if tracked and where != "local" and not config.mlflow_is_remote():
         raise ClusterError(
             f"{ADDRESS}={where} runs trials on other nodes, which cannot write to this machine's sqlite store: "
             "set CASEBOOK_MLFLOW_URI to the team's MLflow server"
@@ -105,6 +106,7 @@ def connect():
         raise ClusterError(f"{ADDRESS} is not set: nothing to connect to")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # no per-second C++ retry warnings on stderr
     kwargs = {
         "runtime_env": _runtime_env(),
         "log_to_driver": False,
@@ -114,30 +116,29 @@ def connect():
     if where == "local":
         kwargs |= {"include_dashboard": False, "num_cpus": os.cpu_count()}
     else:
+        _reachable(where)
         kwargs["address"] = where
     try:
         ray.init(**kwargs)
-    except Exception as e:  # Ray raises ConnectionError, RuntimeError or its own auth errors
-        raise ClusterError(_refusal(where, e)) from None
+    except Exception as e:  # the head answers but refuses: Ray raises a ConnectionError after its retries
+        raise ClusterError(
+            f"the Ray head at {where} refused this client ({type(e).__name__}): set RAY_AUTH_MODE=token and the "
+            f"cluster's RAY_AUTH_TOKEN, or fix {ADDRESS}"
+        ) from None
     return ray
 
 
-def _refusal(where: str, error: Exception) -> str:
-    text = f"{type(error).__name__}: {error}".lower()
-    if "token" in text or "auth" in text or "unauthenticated" in text:
-        return (
-            f"the Ray cluster at {where} refused this client's token: set RAY_AUTH_MODE=token and the cluster's "
-            f"RAY_AUTH_TOKEN (or fix {ADDRESS})"
-        )
-    return f"cannot reach a Ray head at {where} ({type(error).__name__}): fix {ADDRESS} or start the head"
+def _reachable(where: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A TCP connection to ``host:port`` (a ``ray://`` client address is left to Ray)."""
+    import socket
 
-
-def shutdown() -> None:
-    """Disconnect this process from Ray (a no-op when Ray was never imported)."""
-    import sys
-
-    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-        sys.modules["ray"].shutdown()
+    if "://" in where:
+        return
+    host, _, port = where.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise ClusterError(f"cannot reach a Ray head at {where} ({type(e).__name__}): fix {ADDRESS}") from None
 
 
 @contextlib.contextmanager
@@ -148,7 +149,7 @@ def parallel():
     if not enabled():
         yield
         return
-    check()
+    check(tracked=False)
     import joblib
     from ray.util.joblib import register_ray
 
@@ -190,7 +191,18 @@ def sweep(
 
 
 def _as_json(record: Mapping) -> dict:
-    return json.loads(json.dumps(record))
+    return json.loads(_dumps(record))
+
+
+def _dumps(record: Mapping) -> str:
+    return json.dumps(record, default=_plain)
+
+
+def _plain(value):
+    """NumPy scalars and arrays as Python numbers and lists; anything else is not a record's business."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"a sweep record holds a {type(value).__name__}, which is not plain data")
 
 
 def _storage() -> str:
@@ -208,7 +220,7 @@ def _tune(trial, configs: list, name: str, shared: dict, max_retries: int) -> li
     def trainable(tune_config, **objects):
         limit_threads(need["cpu"])
         record = trial(configs[tune_config["index"]], **objects)
-        tune.report({"record": json.dumps(record)})
+        tune.report({"record": _dumps(record)})
 
     with_objects = tune.with_parameters(trainable, **shared) if shared else trainable
     tuner = tune.Tuner(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, report, tracking
+from . import cluster, config, report, tracking
 from .models import redshift_nets, transfer
 from .models.transfer_config import TransferConfig
 from .preprocessing import class_weights
@@ -49,18 +49,19 @@ def run_xray_experiment(
     input_example=None,
     class_names=("normal", "pneumonia"),
     log_model: bool = True,
+    name: str | None = None,
 ) -> dict:
     """One tracked transfer-learning run: configuration (:meth:`TransferConfig.from_seed`: the seed's ``params``
     and ``added_layers``, or the same in casebook's names) → build → train (validation monitoring only) →
     decision threshold chosen on validation → validation metrics → MLflow (the configuration's params, ``stage``
     tag, per-epoch metrics, final validation metrics, confusion-matrix figure, the model with signature and
-    explicit pip requirements). The run is named ``<backbone>#<k>`` automatically. Returns a summary dict (run
-    id, name, ``config``, ``params`` and ``added_layers`` in casebook's names, ``training`` (the
-    :class:`TrainingResult`), ``history``, validation metrics and predictions, model, seconds)."""
+    explicit pip requirements). The run is named ``name``, else ``<backbone>#<k>`` automatically. Returns a
+    summary dict (run id, name, ``config``, ``params`` and ``added_layers`` in casebook's names, ``training``
+    (the :class:`TrainingResult`), ``history``, validation metrics and predictions, model, seconds)."""
 
     c = TransferConfig.from_seed(params, added_layers)
     model = transfer.build(c)
-    name = tracking.next_run_name(experiment, c.backbone)
+    name = name or tracking.next_run_name(experiment, c.backbone)
     t0 = time.perf_counter()
     run_params = {**c.as_params(), "trainable_backbone_layers": transfer.trainable_backbone_layers(model)}
     with tracking.run(experiment, name, params=run_params, tags={"stage": stage}) as active:
@@ -93,6 +94,79 @@ def run_xray_experiment(
     }
 
 
+SWEEP_KEYS = ("run_id", "name", "stage", "params", "added_layers", "threshold", "val", "seconds")
+
+
+def xray_record(run: dict) -> dict:
+    """A :func:`run_xray_experiment` summary as plain data (what a sweep's trial returns): the scalar facts,
+    ``history`` as lists and the validation arrays as lists; the model stays in MLflow (``run_id``)."""
+    arrays = {k: np.asarray(run[k]).tolist() for k in ("val_pred", "val_true", "val_proba")}
+    return {**{k: run[k] for k in SWEEP_KEYS}, "history": run["history"].to_dict("list"), **arrays}
+
+
+def xray_trial(trial: dict, data, cache: xray.FeatureCache, input_example=None) -> dict:
+    """One trial of :func:`run_xray_sweep`, wherever it runs: join the driver's execution, delete what a killed
+    earlier attempt of this trial left, seed, run :func:`run_xray_experiment` under the name the driver chose,
+    and return its :func:`xray_record`."""
+    context = trial["execution"]
+    tracking.join_execution(context)
+    tracking.discard_unfinished(context["experiment"], trial["name"])
+    config.seed_everything(trial["seed"])
+    run = run_xray_experiment(
+        trial["params"],
+        trial["added_layers"],
+        trial["stage"],
+        data.datasets(),
+        cache,
+        experiment=context["experiment"],
+        input_example=input_example,
+        name=trial["name"],
+    )
+    return xray_record(run)
+
+
+def run_xray_sweep(
+    candidates: list[tuple[dict, list]],
+    stage: str,
+    data,
+    cache: xray.FeatureCache,
+    experiment: str = "pneumonia",
+    input_example=None,
+    seed: int = config.DEFAULT_SEED,
+) -> list[dict]:
+    """Every ``(params, added_layers)`` of ``candidates`` as one tracked run, through :func:`casebook.cluster.sweep`:
+    a loop here, or Ray Tune trials on the cluster ``CASEBOOK_RAY_ADDRESS`` names, each trial logging its child run
+    of the current execution (names ``<backbone>#<k>`` chosen here, in order; each trial seeded with ``seed``).
+    ``data``: a :class:`casebook.preprocessing.XrayData`. Every run has ended when it returns. Returns the records
+    in the order of ``candidates``, with ``history`` as a frame and the validation arrays as arrays."""
+    import pandas as pd
+
+    stems = [TransferConfig.from_seed(params, layers).backbone for params, layers in candidates]
+    names = tracking.reserve_run_names(experiment, stems)
+    context = tracking.execution_context(experiment)
+    trials = [
+        {"params": p, "added_layers": layers, "stage": stage, "name": n, "seed": seed, "execution": context}
+        for (p, layers), n in zip(candidates, names, strict=True)
+    ]
+    shared = {"data": data, "cache": cache, "input_example": input_example}
+    try:
+        records = cluster.sweep(xray_trial, trials, name=f"{experiment}-{stage}", shared=shared)
+    finally:
+        tracking.end_unfinished(experiment)
+    for record in records:
+        record["history"] = pd.DataFrame(record["history"])
+        for key in ("val_pred", "val_true", "val_proba"):
+            record[key] = np.asarray(record[key])
+    return records
+
+
+def _member_model(member: dict):
+    """A run's model: in memory, or loaded from MLflow by its run id (a sweep's record)."""
+    if member.get("model") is not None:
+        return member["model"]
+    return tracking.load_run_model(member["run_id"])
+
+
 def run_xray_ensemble(
     members: list[dict],
     stage: str = "ensemble",
@@ -110,7 +184,7 @@ def run_xray_ensemble(
     names = [m["name"] for m in members]
     y_va = members[0]["val_true"]
     p_va = np.mean([m["val_proba"] for m in members], axis=0)
-    model = transfer.average_of([m["model"] for m in members])
+    model = transfer.average_of([_member_model(m) for m in members])
     name = tracking.next_run_name(experiment, "ensemble")
     params = {"members": names, "combination": "mean probability"}
     with tracking.run(experiment, name, params=params, tags={"stage": stage}) as active:

@@ -266,6 +266,31 @@ def xray_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class XrayData:
+    """The pneumonia training and validation splits as file lists (frames with ``path`` and ``label``), turned
+    into :func:`xray_dataset` pipelines once per process by :meth:`datasets`. It pickles as the lists alone, so
+    that a trial on another machine (a Ray worker) rebuilds its own pipelines from them."""
+
+    def __init__(self, train: pd.DataFrame, val: pd.DataFrame, img_size: int, batch_size: int, seed: int):
+        self.frames = {"train": train[["path", "label"]], "val": val[["path", "label"]]}
+        self.img_size, self.batch_size, self.seed = img_size, batch_size, seed
+        self._built: dict | None = None
+
+    def datasets(self) -> dict:
+        """``{"train": shuffled pipeline, "val": pipeline}``, built on first use."""
+        if self._built is None:
+            train, val = self.frames["train"], self.frames["val"]
+            size, batch = self.img_size, self.batch_size
+            self._built = {
+                "train": xray_dataset(train.path, train.label, size, batch_size=batch, shuffle=True, seed=self.seed),
+                "val": xray_dataset(val.path, val.label, size, batch_size=batch),
+            }
+        return self._built
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_built": None}
+
+
 def image_statistics(paths, dark_level: int = 16, frame: float = 0.08) -> pd.DataFrame:
     """Simple per-image statistics that expose acquisition artefacts (exposure, contrast, black borders): mean
     and standard deviation of the grey levels (0–255), the fraction of near-black pixels (≤ ``dark_level``), and

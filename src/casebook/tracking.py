@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config
+from . import cluster, config
 
 EXPERIMENTS = ("gamma-telescope", "synthetic", "california-housing", "mnist", "fashion-mnist", "redshift", "pneumonia")
 
@@ -269,7 +269,9 @@ _EXECUTIONS: dict[str, dict] = {}  # experiment → {"run_id", "name"}
 def start_execution(experiment: str, name: str) -> str:
     """Open a new execution of ``experiment``: a parent run called ``name`` (e.g. the notebook), tagged with
     its own id and the mode. Every :func:`run` of that experiment in this process becomes its child; :func:`search`,
-    :func:`compare` and :func:`next_run_name` then read only this execution's runs. Returns the execution id."""
+    :func:`compare` and :func:`next_run_name` then read only this execution's runs. Returns the execution id.
+    A Ray cluster named by ``CASEBOOK_RAY_ADDRESS`` is checked first (:func:`casebook.cluster.check`)."""
+    cluster.check()
     mlflow = setup(experiment)
     client = mlflow.MlflowClient()
     experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
@@ -285,6 +287,60 @@ def execution_id(experiment: str) -> str | None:
     """The id of the current execution of ``experiment`` in this process (None before :func:`start_execution`)."""
     found = _EXECUTIONS.get(experiment)
     return found["run_id"] if found else None
+
+
+def execution_context(experiment: str) -> dict:
+    """What a process elsewhere (a Ray trial) needs to log into this process's current execution of
+    ``experiment``: pass it to :func:`join_execution` there."""
+    found = _EXECUTIONS.get(experiment)
+    if found is None:
+        raise RuntimeError(f"no execution of {experiment!r} is open: call start_execution first")
+    return {"experiment": experiment, **found}
+
+
+def join_execution(context: dict) -> None:
+    """Make the runs of this process children of the execution described by ``context``
+    (:func:`execution_context` of the process that opened it)."""
+    _EXECUTIONS[context["experiment"]] = {"run_id": context["run_id"], "name": context["name"]}
+
+
+def reserve_run_names(experiment: str, stems: Iterable[str]) -> list[str]:
+    """Names for runs about to start elsewhere (a sweep's trials), numbered as :func:`next_run_name` would
+    number them one after another: ``["mobilenet", "mobilenet", "lite"]`` → ``mobilenet#1``, ``mobilenet#2``,
+    ``lite#1`` in a fresh execution."""
+    taken: dict[str, int] = {}
+    names = []
+    for stem in stems:
+        if stem not in taken:
+            taken[stem] = int(next_run_name(experiment, stem).rsplit("#", 1)[1]) - 1
+        taken[stem] += 1
+        names.append(f"{stem}#{taken[stem]}")
+    return names
+
+
+def discard_unfinished(experiment: str, run_name: str) -> int:
+    """Delete this execution's runs called ``run_name`` that did not finish: what a killed earlier attempt of a
+    retried trial left behind, so that the retry's run is the only one of that name. Returns how many."""
+    mlflow = setup(experiment)
+    found = search(experiment, f"tags.mlflow.runName = '{run_name}' and attributes.status != 'FINISHED'")
+    for run_id in found.get("run_id", []):
+        mlflow.MlflowClient().delete_run(run_id)
+    return len(found)
+
+
+def end_unfinished(experiment: str, status: str = "FAILED") -> list[str]:
+    """Mark this execution's runs still RUNNING as ``status`` (a trial that never came back): every run ends.
+    Returns their names."""
+    mlflow = setup(experiment)
+    found = search(experiment, "attributes.status = 'RUNNING'")
+    for run_id in found.get("run_id", []):
+        mlflow.MlflowClient().set_terminated(run_id, status)
+    return list(found.get("tags.mlflow.runName", []))
+
+
+def load_run_model(run_id: str, flavor: str = "keras", artifact: str = "model"):
+    """The model a run logged (``runs:/<run_id>/<artifact>``), loaded as :func:`load_by_alias` loads."""
+    return _load_model(f"runs:/{run_id}/{artifact}", flavor)
 
 
 def _mode() -> str:
@@ -534,10 +590,13 @@ def load_by_alias(model_name: str, alias: str = "champion", flavor: str = "keras
     """``models:/<name>@<alias>`` loaded with its flavor (e.g. the registered champion). A scikit-learn model
     is read with :func:`casebook.persistence.load_skops` (casebook's exact type allow-list), not with the type list
     its MLmodel file declares; Keras loads in safe mode."""
+    return _load_model(f"models:/{model_name}@{alias}", flavor)
+
+
+def _load_model(uri: str, flavor: str):
     import importlib
 
     mlflow = _mlflow()
-    uri = f"models:/{model_name}@{alias}"
     with _server_errors(f"load {uri}"):
         if flavor == "sklearn":
             from .persistence import load_skops

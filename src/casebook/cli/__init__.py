@@ -233,6 +233,16 @@ def check_tracking_server() -> None:
         raise CLIError(str(e)) from None
 
 
+def check_cluster(tracked: bool) -> None:
+    """The Ray cluster ``CASEBOOK_RAY_ADDRESS`` names (if any) is usable, before any work (a search runs there)."""
+    from casebook import cluster
+
+    try:
+        cluster.check(tracked=tracked)
+    except cluster.ClusterError as e:
+        raise CLIError(str(e)) from None
+
+
 @contextmanager
 def tracked(enabled: bool, experiment: str, run_name: str, params: dict):
     """An MLflow run around a tool's work (yields None when not ``enabled``). It is opened before training,

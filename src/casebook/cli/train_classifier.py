@@ -21,6 +21,7 @@ from . import (
     CLIError,
     Parser,
     add_track_option,
+    check_cluster,
     check_tracking_server,
     check_trainable,
     check_writable_dir,
@@ -79,6 +80,7 @@ def main_impl(argv=None) -> int:
     check_writable_dir(args.output_dir)
     if args.track:  # the server answers and accepts the login before any work (CASEBOOK_MLFLOW_URI)
         check_tracking_server()
+    check_cluster(tracked=args.track)  # its cross-validation runs on the cluster CASEBOOK_RAY_ADDRESS names
 
     from casebook import data
 

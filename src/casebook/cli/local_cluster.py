@@ -1,0 +1,241 @@
+"""A Ray cluster on 127.0.0.1: a head and workers, each a ``ray start --block`` process stopped by its PID.
+``make cluster`` runs it (``python -m casebook.cli.local_cluster``), and so do the cluster benchmark and tests.
+
+Ray looks for the machine's external interface even when told 127.0.0.1. Where that must not happen (a shared
+machine, CI), the cluster and its clients live in a network namespace that has only loopback
+(:class:`LoopbackNamespace`: ``unshare --net``, root only); clients then run with :meth:`LoopbackNamespace.wrap`.
+Token authentication is on (a fresh token unless ``RAY_AUTH_TOKEN`` is set), usage statistics off, the dashboard
+off, each node's object store capped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from casebook.cli import CLIError, Parser, run
+
+PROG = "python -m casebook.cli.local_cluster"
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def namespaces_available() -> bool:
+    """True where this process may make a network namespace (root, with util-linux's ``unshare``)."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("nsenter"):
+        return False
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+class LoopbackNamespace:
+    """A network namespace with only ``lo`` up, held open by a sleeping process (stopped by its PID)."""
+
+    def __init__(self):
+        script = "ip link set lo up && exec sleep infinity"
+        self.process = subprocess.Popen(
+            ["unshare", "--net", "--", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(100):
+            up = subprocess.run(self.wrap(["ip", "-brief", "link", "show", "lo"]), capture_output=True, text=True)
+            if "UP" in up.stdout or "UNKNOWN" in up.stdout:
+                return
+            time.sleep(0.05)
+        self.close()
+        raise RuntimeError("the loopback-only network namespace did not come up")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the namespace."""
+        return ["nsenter", "--target", str(self.process.pid), "--net", "--", *argv]
+
+    def close(self) -> None:
+        _stop(self.process)
+
+
+def _stop(process: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM to the process's group, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class LocalCluster:
+    """A Ray head and ``workers`` worker nodes on 127.0.0.1 (inside ``namespace`` when given), ``cpus`` CPUs each
+    (the head ``head_cpus``, default ``cpus``; 0 makes it a coordinator only).
+
+    ``env`` holds what a client needs (``CASEBOOK_RAY_ADDRESS``, ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN``)."""
+
+    def __init__(
+        self,
+        workers: int = 1,
+        cpus: int = 1,
+        head_cpus: int | None = None,
+        namespace: LoopbackNamespace | None = None,
+        token: str | None = None,
+        object_store_mb: int = 200,
+        port: int | None = None,
+    ):
+        self.namespace = namespace
+        self.port = port or random.randint(20000, 40000)
+        self.address = f"127.0.0.1:{self.port}"
+        self.cpus, self.object_store = cpus, str(object_store_mb * 1_000_000)
+        self.head_cpus = cpus if head_cpus is None else head_cpus
+        self.temp_dir = tempfile.mkdtemp(prefix="casebook-ray-")
+        self.token = token or os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(16)
+        self.env = {
+            "CASEBOOK_RAY_ADDRESS": self.address,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": self.token,
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+        self.head: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        try:
+            self.head = self._start(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
+            for _ in range(workers):
+                self.add_worker()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wrap(self, argv: list[str]) -> list[str]:
+        return self.namespace.wrap(argv) if self.namespace else argv
+
+    def _start(self, role: list[str], nodes: int) -> subprocess.Popen:
+        cpus = self.head_cpus if "--head" in role else self.cpus
+        argv = [RAY, "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"]
+        argv += [f"--object-store-memory={self.object_store}", "--disable-usage-stats"]
+        if "--head" in role:
+            argv.append(f"--temp-dir={self.temp_dir}")
+        else:
+            argv.append(f"--address={self.address}")
+        log = open(Path(self.temp_dir) / f"node-{nodes}.log", "ab")  # noqa: SIM115 (the node's lifetime)
+        process = subprocess.Popen(
+            self._wrap(argv), env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True
+        )
+        self._wait_for_nodes(nodes, process)
+        return process
+
+    def add_worker(self) -> subprocess.Popen:
+        """One more worker node; returns its process (stop it with :meth:`kill_worker`)."""
+        worker = self._start([], len(self.workers) + 2)
+        self.workers.append(worker)
+        return worker
+
+    def client(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run ``argv`` as a client of this cluster (in its namespace, with its address and token)."""
+        env = {**os.environ, **self.env, **kwargs.pop("env", {})}
+        return subprocess.run(self._wrap(argv), env=env, **kwargs)
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        env = {**os.environ, **self.env, **kwargs.pop("env", {})}
+        return subprocess.Popen(self._wrap(argv), env=env, **kwargs)
+
+    def _wait_for_nodes(self, nodes: int, process: subprocess.Popen, timeout: float = 90) -> None:
+        probe = [sys.executable, "-c", _COUNT_NODES, self.address]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start exited with {process.returncode} (logs in {self.temp_dir})")
+            counted = self.client(probe, capture_output=True, text=True)
+            if counted.returncode == 0 and int(counted.stdout.strip() or 0) >= nodes:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes in {timeout:.0f} s")
+
+    def kill_worker(self, index: int = 0) -> None:
+        """SIGKILL a worker node's whole process group: the node dies as a crashed machine would."""
+        worker = self.workers.pop(index)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.head]:
+            if process is not None:
+                _stop(process)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+# Asks the GCS how many nodes are alive, without starting a driver (fast, and no session files).
+_COUNT_NODES = """
+import sys
+from ray._raylet import GcsClient
+from ray.core.generated import gcs_pb2
+try:
+    nodes = GcsClient(address=sys.argv[1]).get_all_node_info(timeout=2)
+    print(sum(1 for n in nodes.values() if n.state == gcs_pb2.GcsNodeInfo.ALIVE))
+except Exception:
+    print(0)
+"""
+
+
+def build_parser() -> Parser:
+    ap = Parser(prog=PROG, description="A Ray head and workers on 127.0.0.1 until Ctrl-C (make cluster).")
+    ap.add_argument("--workers", type=int, default=1, help="worker nodes besides the head (default 1)")
+    ap.add_argument("--cpus", type=int, default=1, help="CPUs each node offers (default 1)")
+    ap.add_argument("--object-store-mb", type=int, default=200, help="each node's object store (default 200)")
+    ap.add_argument(
+        "--isolate",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="run the cluster in a loopback-only network namespace (auto: when root)",
+    )
+    return ap
+
+
+def main_impl(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 0 or args.cpus < 1 or args.object_store_mb < 80:
+        raise CLIError("--workers must be >= 0, --cpus >= 1 and --object-store-mb >= 80")
+    isolate = args.isolate == "yes" or (args.isolate == "auto" and namespaces_available())
+    if args.isolate == "yes" and not namespaces_available():
+        raise CLIError("--isolate yes needs root and util-linux's unshare/nsenter")
+    namespace = LoopbackNamespace() if isolate else None
+    cluster = None
+    try:
+        cluster = LocalCluster(args.workers, args.cpus, namespace, object_store_mb=args.object_store_mb)
+        token_file = Path(cluster.temp_dir) / "token"
+        token_file.write_text(cluster.token)
+        token_file.chmod(0o600)
+        print(f"Ray head at {cluster.address} with {args.workers} worker(s), {args.cpus} CPU(s) each")
+        print(f"clients: export CASEBOOK_RAY_ADDRESS={cluster.address} RAY_AUTH_MODE=token")
+        print(f"         export RAY_AUTH_TOKEN=$(cat {token_file})")
+        if namespace:
+            print(f"         and run them in its loopback-only network: nsenter -t {namespace.process.pid} -n -- CMD")
+        print("Ctrl-C stops every node", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if namespace is not None:
+            namespace.close()
+    return 0
+
+
+def main(argv=None) -> int:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    return run(main_impl, PROG, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A client of the test cluster (tests/test_cluster.py runs it inside the cluster's loopback-only network
+namespace, or outside it with CASEBOOK_RAY_ADDRESS unset for the local reference). Prints one JSON line.
+
+    python tests/cluster_client.py search
+    python tests/cluster_client.py sweep N        # N smoke trials of notebook 08's candidates, then what landed
+"""
+
+import json
+import sys
+
+from casebook import cluster, config, tracking
+
+
+def search() -> dict:
+    from casebook.cli.cluster_benchmark import cv_scores, gamma_search
+
+    fitted = gamma_search(n_iter=2)
+    on_ray = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    workers = 0
+    if on_ray:
+        workers = sum(1 for n in sys.modules["ray"].nodes() if n["Alive"])
+    return {"ray": on_ray, "nodes": workers, "scores": cv_scores(fitted)}
+
+
+HEAD = [{"type": "dense", "units": 16, "activation": "relu"}]
+
+
+def candidates(n: int) -> list:
+    base = {
+        "backbone": "mobilenet",
+        "alpha": 0.25,
+        "img_size": 64,
+        "weights": None,
+        "learning_rate": 1e-3,
+        "equilibrate": True,
+        "strategy": "feature_extraction",
+        "epochs": 2,
+    }
+    variants = [
+        (base, HEAD),
+        ({**base, "learning_rate": 3e-3}, HEAD),
+        (base, [{"type": "dense", "units": 32, "activation": "relu"}, {"type": "dropout", "rate": 0.2}]),
+        ({**base, "loss": "focal"}, HEAD),
+    ]
+    return variants[:n]
+
+
+def sweep(n: int) -> dict:
+    import numpy as np
+
+    from casebook import data, experiments
+    from casebook import preprocessing as pp
+    from casebook.training import xray
+
+    experiment = "pneumonia"
+    execution = tracking.start_execution(experiment, "cluster-test")
+    index = data.chest_xray_index(n_per_class=12)
+    train, val = pp.grouped_split(index, 0.3, config.DEFAULT_SEED)
+    xray_data = pp.XrayData(train, val, img_size=64, batch_size=16, seed=config.DEFAULT_SEED)
+    example = np.zeros((2, 64, 64, 3), dtype=np.float32)
+    records = experiments.run_xray_sweep(
+        candidates(n), "candidate", xray_data, xray.FeatureCache(), experiment, example
+    )
+    champion = max(records, key=lambda r: (r["val"]["roc_auc_pneumonia"], r["val"]["accuracy"]))
+    mlflow = tracking.setup(experiment)
+    landed = tracking.search(experiment)
+    runs = [
+        {
+            "name": row["tags.mlflow.runName"],
+            "status": row["status"],
+            "parent": row.get("tags.mlflow.parentRunId"),
+            "val_roc_auc": row.get("metrics.val_roc_auc_pneumonia"),
+            "models": len(
+                mlflow.search_logged_models(
+                    experiment_ids=[row["experiment_id"]],
+                    filter_string=f"source_run_id = '{row['run_id']}'",
+                    output_format="list",
+                )
+            ),
+        }
+        for _, row in landed.iterrows()
+    ]
+    deleted = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"tags.`{tracking.EXECUTION_TAG}` = '{execution}'",
+        run_view_type=mlflow.entities.ViewType.DELETED_ONLY,
+    )
+    return {
+        "ray": cluster.enabled(),
+        "execution": execution,
+        "names": [r["name"] for r in records],
+        "val": {r["name"]: r["val"] for r in records},
+        "champion": champion["name"],
+        "runs": runs,
+        "deleted_attempts": len(deleted),
+    }
+
+
+if __name__ == "__main__":
+    scenario = sys.argv[1]
+    result = search() if scenario == "search" else sweep(int(sys.argv[2]))
+    print(json.dumps(result, default=str))

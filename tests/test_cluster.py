@@ -1,0 +1,161 @@
+"""casebook.cluster against a real Ray cluster: a head and a worker started with ``ray start`` as separate
+processes (stopped by PID), a real MLflow server, and the clients, all inside a network namespace that has only
+loopback (Ray binds to the machine's external interface even when told 127.0.0.1). Nothing is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from casebook import cluster
+from casebook.cli.local_cluster import LocalCluster, LoopbackNamespace, namespaces_available
+
+CLIENT = Path(__file__).with_name("cluster_client.py")
+QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true", "CASEBOOK_SMOKE": "1"}
+
+pytestmark = [
+    pytest.mark.xdist_group("ray-cluster"),
+    pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns"),
+]
+
+
+@pytest.fixture(scope="module")
+def namespace():
+    ns = LoopbackNamespace()
+    yield ns
+    ns.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(namespace, tmp_path_factory):
+    """A real MLflow server (sqlite, artifacts served) on 127.0.0.1 inside the namespace; stopped by PID."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = random.randint(40001, 50000)
+    argv = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--workers", "1"]
+    argv += ["--serve-artifacts", "--artifacts-destination", str(folder / "artifacts")]
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 (the server's lifetime)
+    server = subprocess.Popen(namespace.wrap(argv), stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    probe = [sys.executable, "-c", f"import urllib.request as u; u.urlopen('{url}/health', timeout=2)"]
+    deadline = time.monotonic() + 60
+    while subprocess.run(namespace.wrap(probe), capture_output=True).returncode != 0:
+        assert server.poll() is None and time.monotonic() < deadline, (folder / "server.log").read_text()[-2000:]
+        time.sleep(0.5)
+    yield url
+    os.killpg(server.pid, 15)
+    server.wait(20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(namespace):
+    """A head (1 CPU) and one worker (1 CPU), token authentication on."""
+    c = LocalCluster(workers=1, cpus=1, namespace=namespace)
+    yield c
+    c.stop()
+
+
+def _client(c: LocalCluster, *args, env: dict | None = None, timeout: float = 240) -> dict:
+    done = c.client(
+        [sys.executable, str(CLIENT), *args],
+        env={**QUIET, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _local(*args, env: dict) -> dict:
+    """The same client outside the cluster: CASEBOOK_RAY_ADDRESS unset, today's single-process code path."""
+    clean = {k: v for k, v in os.environ.items() if k != cluster.ADDRESS}
+    done = subprocess.run(
+        [sys.executable, str(CLIENT), *args],
+        env={**clean, **QUIET, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_search_on_the_cluster_gives_the_local_cv_results(ray_cluster, mlflow_server, tmp_path):
+    on_cluster = _client(ray_cluster, "search", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
+    local = _local("search", env={"CASEBOOK_MLFLOW": str(tmp_path)})
+    assert on_cluster["ray"] and on_cluster["nodes"] == 2
+    assert not local["ray"]
+    assert on_cluster["scores"] == local["scores"]
+    assert len(local["scores"]["params"]) == 2
+
+
+def test_a_sweep_lands_finished_child_runs_and_the_local_champion(ray_cluster, mlflow_server, tmp_path):
+    on_cluster = _client(ray_cluster, "sweep", "4", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
+    local = _local("sweep", "4", env={"CASEBOOK_MLFLOW": str(tmp_path)})
+    assert on_cluster["ray"] and not local["ray"]
+    names = ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"]
+    assert on_cluster["names"] == local["names"] == names
+    runs = on_cluster["runs"]
+    assert sorted(r["name"] for r in runs) == names
+    assert all(r["status"] == "FINISHED" and r["parent"] == on_cluster["execution"] for r in runs)
+    assert all(r["models"] == 1 and r["val_roc_auc"] is not None for r in runs)
+    assert on_cluster["champion"] == local["champion"]
+    for name in names:
+        for metric, value in local["val"][name].items():
+            assert on_cluster["val"][name][metric] == pytest.approx(value, abs=1e-6), (name, metric)
+
+
+# How many runs of the experiment are RUNNING on the server (plain REST: no MLflow import, so polling is cheap).
+RUNNING = """
+import json, sys, urllib.request as u
+url, name = sys.argv[1], sys.argv[2]
+exp = json.load(u.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}", timeout=5))
+body = {"experiment_ids": [exp["experiment"]["experiment_id"]], "filter": "attributes.status = 'RUNNING'"}
+req = u.Request(f"{url}/api/2.0/mlflow/runs/search", json.dumps(body).encode(), {"Content-Type": "application/json"})
+print(len(json.load(u.urlopen(req, timeout=5)).get("runs", [])))
+"""
+
+
+def _running(namespace: LoopbackNamespace, url: str) -> int:
+    done = subprocess.run(namespace.wrap([sys.executable, "-c", RUNNING, url, "pneumonia"]), capture_output=True)
+    return int(done.stdout or 0) if done.returncode == 0 else 0
+
+
+def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(ray_cluster, mlflow_server, namespace):
+    env = {**os.environ, **ray_cluster.env, **QUIET, "CASEBOOK_MLFLOW_URI": mlflow_server}
+    client = ray_cluster.popen(
+        [sys.executable, str(CLIENT), "sweep", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 180
+    while _running(namespace, mlflow_server) < 2:  # two trials logging: one on the head, one on the worker
+        assert client.poll() is None and time.monotonic() < deadline, client.communicate()[1][-3000:]
+        time.sleep(0.5)
+    ray_cluster.kill_worker(0)
+    out, err = client.communicate(timeout=300)
+    ray_cluster.add_worker()  # for any test after this one
+    assert client.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    names = sorted(r["name"] for r in result["runs"])
+    assert names == ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"], names
+    assert all(r["status"] == "FINISHED" and r["models"] == 1 for r in result["runs"])
+    assert result["deleted_attempts"] >= 1  # the killed attempt's run, deleted by its retry
+
+
+def test_a_client_without_the_token_is_refused_with_one_line(ray_cluster, tmp_path):
+    env = {"RAY_AUTH_TOKEN": "0" * 32, "CASEBOOK_MLFLOW": str(tmp_path)}
+    argv = [str(Path(sys.executable).with_name("train-classifier")), "--output-dir", str(tmp_path / "out")]
+    done = ray_cluster.client(argv, env={**QUIET, **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "refused" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
+    assert not (tmp_path / "out").exists()
