@@ -26,14 +26,16 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: xdist runs this module's tests on one worker, but tests of other modules may run between
+# them there, which would end module-scoped fixtures and start the cluster again.
+@pytest.fixture(scope="session")
 def namespace():
     ns = LoopbackNamespace()
     yield ns
     ns.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mlflow_server(namespace, tmp_path_factory):
     """A real MLflow server (sqlite, artifacts served) on 127.0.0.1 inside the namespace; stopped by PID."""
     folder = tmp_path_factory.mktemp("mlflow-server")
@@ -55,7 +57,7 @@ def mlflow_server(namespace, tmp_path_factory):
     log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster(namespace):
     """A head (1 CPU) and one worker (1 CPU), token authentication on."""
     c = LocalCluster(workers=1, cpus=1, namespace=namespace)
@@ -72,26 +74,37 @@ def _client(c: LocalCluster, *args, env: dict | None = None, timeout: float = 24
         timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _result(done.stdout)
 
 
-def _local(*args, env: dict) -> dict:
-    """The same client outside the cluster: CASEBOOK_RAY_ADDRESS unset, today's single-process code path."""
+def _result(stdout: str) -> dict:
+    """The client's JSON line (Ray may print notices about nodes to stdout after it)."""
+    return json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith("{")))
+
+
+def _local(*args, env: dict) -> subprocess.Popen:
+    """The same client outside the cluster, started (read it with :func:`_finished`): CASEBOOK_RAY_ADDRESS
+    unset, today's single-process code path."""
     clean = {k: v for k, v in os.environ.items() if k != cluster.ADDRESS}
-    done = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(CLIENT), *args],
         env={**clean, **QUIET, **env},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _finished(client: subprocess.Popen) -> dict:
+    out, err = client.communicate(timeout=240)
+    assert client.returncode == 0, err[-3000:]
+    return _result(out)
 
 
 def test_a_search_on_the_cluster_gives_the_local_cv_results(ray_cluster, mlflow_server, tmp_path):
+    local = _local("search", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # runs while the cluster works
     on_cluster = _client(ray_cluster, "search", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
-    local = _local("search", env={"CASEBOOK_MLFLOW": str(tmp_path)})
+    local = _finished(local)
     assert on_cluster["ray"] and on_cluster["nodes"] == 2
     assert not local["ray"]
     assert on_cluster["scores"] == local["scores"]
@@ -99,8 +112,9 @@ def test_a_search_on_the_cluster_gives_the_local_cv_results(ray_cluster, mlflow_
 
 
 def test_a_sweep_lands_finished_child_runs_and_the_local_champion(ray_cluster, mlflow_server, tmp_path):
+    local = _local("sweep", "4", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # runs while the cluster works
     on_cluster = _client(ray_cluster, "sweep", "4", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
-    local = _local("sweep", "4", env={"CASEBOOK_MLFLOW": str(tmp_path)})
+    local = _finished(local)
     assert on_cluster["ray"] and not local["ray"]
     names = ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"]
     assert on_cluster["names"] == local["names"] == names
@@ -143,7 +157,7 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(ray_cluster, mlfl
     out, err = client.communicate(timeout=300)
     ray_cluster.add_worker()  # for any test after this one
     assert client.returncode == 0, err[-3000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    result = _result(out)
     names = sorted(r["name"] for r in result["runs"])
     assert names == ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"], names
     assert all(r["status"] == "FINISHED" and r["models"] == 1 for r in result["runs"])
@@ -157,5 +171,5 @@ def test_a_client_without_the_token_is_refused_with_one_line(ray_cluster, tmp_pa
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "refused" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
+    assert "refused this client (its token)" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
     assert not (tmp_path / "out").exists()

@@ -118,14 +118,40 @@ def connect():
     else:
         _reachable(where)
         kwargs["address"] = where
-    try:
-        ray.init(**kwargs)
-    except Exception as e:  # the head answers but refuses: Ray raises a ConnectionError after its retries
+    with _c_stderr_captured() as captured:  # Ray's C++ client logs each failed attempt straight to fd 2
+        try:
+            ray.init(**kwargs)
+            error = None
+        except Exception as e:  # the head answers but refuses: a ConnectionError after Ray's retries
+            error = e
+    if error is not None:
+        why = "its token" if "InvalidAuthToken" in captured[0] else type(error).__name__
         raise ClusterError(
-            f"the Ray head at {where} refused this client ({type(e).__name__}): set RAY_AUTH_MODE=token and the "
-            f"cluster's RAY_AUTH_TOKEN, or fix {ADDRESS}"
-        ) from None
+            f"the Ray head at {where} refused this client ({why}): set RAY_AUTH_MODE=token and the cluster's "
+            f"RAY_AUTH_TOKEN, or fix {ADDRESS}"
+        )
     return ray
+
+
+@contextlib.contextmanager
+def _c_stderr_captured():
+    """File descriptor 2 (what C and C++ code write to) goes to a temporary file while the block runs; the list
+    it yields holds that text once the block is over."""
+    import sys
+    import tempfile
+
+    text: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text.append(sink.read())
 
 
 def _reachable(where: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -226,6 +252,7 @@ def _tune(trial, configs: list, name: str, shared: dict, max_retries: int) -> li
     tuner = tune.Tuner(
         tune.with_resources(with_objects, {"cpu": need["cpu"], "gpu": need["gpu"]}),
         param_space={"index": tune.grid_search(list(range(len(configs))))},
+        tune_config=tune.TuneConfig(reuse_actors=True),  # a worker process imports TensorFlow once, not per trial
         run_config=tune.RunConfig(
             name=f"{name}-{os.getpid()}-{id(configs):x}",
             storage_path=_storage(),

@@ -63,7 +63,7 @@ class LoopbackNamespace:
         _stop(self.process)
 
 
-def _stop(process: subprocess.Popen, grace: float = 5) -> None:
+def _stop(process: subprocess.Popen, grace: float = 2) -> None:
     """SIGTERM to the process's group, then SIGKILL after ``grace`` seconds."""
     if process.poll() is not None:
         return
