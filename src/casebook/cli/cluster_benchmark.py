@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from casebook.cli import CLIError, Parser, run
+from casebook.cli import CLIError, Parser, first_line, run
 
 PROG = "python -m casebook.cli.cluster_benchmark"
 MODEL = "Random Forest"
@@ -71,6 +71,12 @@ def main_impl(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.n_iter < 1 or any(w < 1 for w in args.workers):
         raise CLIError("--n-iter and every --workers value must be at least 1")
+    from casebook import data
+
+    try:  # the data root holds MAGIC (or smoke mode is on) before any cluster starts
+        data.load_magic()
+    except data.DataNotFoundError as e:
+        raise CLIError(first_line(e)) from None
     if args.one:  # one timed search in this process, under whatever CASEBOOK_RAY_ADDRESS says
         print(json.dumps(_timed(args.n_iter, -1)))
         return 0
