@@ -16,6 +16,24 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from casebook import config, data  # noqa: E402
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``--dist loadgroup`` group again. pytest-xdist 3.8 sends a test marked ``xdist_group(name)`` to its
+    group's worker by appending ``@name`` to the test's ``_nodeid``, an attribute pytest 9 no longer reads (a
+    node's id is the structured ``_id``): the groups were silently ignored, and every worker ran a share of a
+    group's tests and set up its own PostgreSQL, MLflow server or Ray cluster. The suffix is set here, as xdist
+    would; remove this once xdist follows pytest 9."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _session_outputs(tmp_path_factory):
     """Assets and the MLflow store of the whole session live in a temp folder."""

@@ -97,16 +97,16 @@ def _runtime_env() -> dict:
 
 def connect():
     """Connect to (or, for ``local``, start) the Ray cluster once per process; returns the ``ray`` module."""
+    where = address()
+    if where is None:
+        raise ClusterError(f"{ADDRESS} is not set: nothing to connect to")
+    # Ray reads its settings from the environment when it is imported: a refusing head fails in seconds
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
     import ray
 
     if ray.is_initialized():
         return ray
-    where = address()
-    if where is None:
-        raise ClusterError(f"{ADDRESS} is not set: nothing to connect to")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # no per-second C++ retry warnings on stderr
     kwargs = {
         "runtime_env": _runtime_env(),
         "log_to_driver": False,
