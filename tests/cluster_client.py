@@ -2,7 +2,8 @@
 namespace, or outside it with CASEBOOK_RAY_ADDRESS unset for the local reference). Prints one JSON line.
 
     python tests/cluster_client.py search
-    python tests/cluster_client.py sweep N        # N smoke trials of notebook 08's candidates, then what landed
+    python tests/cluster_client.py sweep N [ensemble]   # N smoke trials of notebook 08's candidates, then what
+                                                        # landed [and their deep ensemble, models read from MLflow]
 """
 
 import json
@@ -45,7 +46,7 @@ def candidates(n: int) -> list:
     return variants[:n]
 
 
-def sweep(n: int) -> dict:
+def sweep(n: int, ensemble: bool = False) -> dict:
     import numpy as np
 
     from casebook import data, experiments
@@ -62,6 +63,7 @@ def sweep(n: int) -> dict:
         candidates(n), "candidate", xray_data, xray.FeatureCache(), experiment, example
     )
     champion = max(records, key=lambda r: (r["val"]["roc_auc_pneumonia"], r["val"]["accuracy"]))
+    mean = experiments.run_xray_ensemble(records, input_example=example)["val"] if ensemble else None
     mlflow = tracking.setup(experiment)
     landed = tracking.search(experiment)
     runs = [
@@ -91,6 +93,7 @@ def sweep(n: int) -> dict:
         "names": [r["name"] for r in records],
         "val": {r["name"]: r["val"] for r in records},
         "champion": champion["name"],
+        "ensemble_val": mean,
         "runs": runs,
         "deleted_attempts": len(deleted),
     }
@@ -98,5 +101,5 @@ def sweep(n: int) -> dict:
 
 if __name__ == "__main__":
     scenario = sys.argv[1]
-    result = search() if scenario == "search" else sweep(int(sys.argv[2]))
+    result = search() if scenario == "search" else sweep(int(sys.argv[2]), "ensemble" in sys.argv[3:])
     print(json.dumps(result, default=str))

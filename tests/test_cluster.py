@@ -112,20 +112,21 @@ def test_a_search_on_the_cluster_gives_the_local_cv_results(ray_cluster, mlflow_
 
 
 def test_a_sweep_lands_finished_child_runs_and_the_local_champion(ray_cluster, mlflow_server, tmp_path):
-    local = _local("sweep", "4", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # runs while the cluster works
-    on_cluster = _client(ray_cluster, "sweep", "4", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
+    local = _local("sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # beside the cluster's
+    on_cluster = _client(ray_cluster, "sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
     local = _finished(local)
     assert on_cluster["ray"] and not local["ray"]
     names = ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"]
     assert on_cluster["names"] == local["names"] == names
     runs = on_cluster["runs"]
-    assert sorted(r["name"] for r in runs) == names
+    assert sorted(r["name"] for r in runs) == sorted([*names, "ensemble#1"])  # members read back from MLflow
     assert all(r["status"] == "FINISHED" and r["parent"] == on_cluster["execution"] for r in runs)
     assert all(r["models"] == 1 and r["val_roc_auc"] is not None for r in runs)
     assert on_cluster["champion"] == local["champion"]
     for name in names:
         for metric, value in local["val"][name].items():
             assert on_cluster["val"][name][metric] == pytest.approx(value, abs=1e-6), (name, metric)
+    assert on_cluster["ensemble_val"] == pytest.approx(local["ensemble_val"], abs=1e-6)
 
 
 # How many runs of the experiment are RUNNING on the server (plain REST: no MLflow import, so polling is cheap).
