@@ -14,6 +14,10 @@ from casebook.models import redshift_nets, tabular
 PY = sys.executable
 
 
+# one worker runs the whole module, so its module-scoped fixture is built once (conftest: loadgroup)
+pytestmark = pytest.mark.xdist_group("cli-trained")
+
+
 def cli(tool, *args, cwd=None):
     mod = {"train": "casebook.cli.train_classifier", "predict": "casebook.cli.predict_classification"}[tool]
     return subprocess.run([PY, "-m", mod, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)

@@ -26,6 +26,10 @@ from casebook.training import search
 PY = sys.executable
 
 
+# one worker runs the whole module, so its module-scoped fixture is built once (conftest: loadgroup)
+pytestmark = pytest.mark.xdist_group("cli-robustness")
+
+
 def call(main, *args):
     """A tool's ``main()`` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

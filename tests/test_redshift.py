@@ -10,6 +10,9 @@ from casebook import redshift as rz
 from casebook.data import DataFormatError, DataNotFoundError
 from casebook.models import redshift_nets
 
+# one worker runs the whole module, so its module-scoped fixture is built once (conftest: loadgroup)
+pytestmark = pytest.mark.xdist_group("redshift-sim")
+
 
 @pytest.fixture(scope="module")
 def sim():

@@ -11,6 +11,9 @@ from casebook.data import DataFormatError
 from casebook.models import transfer, transfer_config
 from casebook.training import xray
 
+# one worker runs the whole module, so its module-scoped fixture is built once (conftest: loadgroup)
+pytestmark = pytest.mark.xdist_group("seed-split")
+
 
 @pytest.fixture(scope="module")
 def seed_split(tmp_path_factory):
