@@ -4,6 +4,7 @@ namespace, or outside it with CASEBOOK_RAY_ADDRESS unset for the local reference
     python tests/cluster_client.py search
     python tests/cluster_client.py sweep N [ensemble]   # N smoke trials of notebook 08's candidates, then what
                                                         # landed [and their deep ensemble, models read from MLflow]
+    python tests/cluster_client.py zoo                  # two smoke trials of notebook 07's model zoo
 """
 
 import json
@@ -99,7 +100,43 @@ def sweep(n: int, ensemble: bool = False) -> dict:
     }
 
 
+def zoo() -> dict:
+    from casebook import experiments, redshift
+
+    experiment = "redshift"
+    execution = tracking.start_execution(experiment, "cluster-test")
+    simulated = redshift.simulate(redshift.SimulationConfig(n=300, seed=3))
+    summaries = redshift.pdf_summaries(simulated.log_pdf, simulated.zgrid, simulated.log_evidence)
+    trials = [
+        {"name": "CNN [DeltaZ]", "model": "CNN", "pool": 64},
+        {"name": "CNN_2inputs [DeltaZ]", "model": "CNN_2inputs", "pool": 64, "extra_inputs": True},
+    ]
+    options = {"epochs": 2, "batch_size": 32, "threshold": 1e-3, "summaries": summaries}
+    results = experiments.run_redshift_sweep(trials, simulated, "cluster-test", **options)
+    landed = tracking.search(experiment)
+    return {
+        "ray": cluster.enabled(),
+        "execution": execution,
+        "val": {name: r.validation["accuracy_at_best"] for name, r in results.items()},
+        "test_proba": {name: r.outputs["test_proba"].tolist() for name, r in results.items()},
+        "files": [
+            str(config.assets_root() / "cluster-test" / f"report_{s}.png")
+            for s in ("CNN__DeltaZ", "CNN_2inputs__DeltaZ")
+        ]
+        + [r.outputs["record_file"] for r in results.values()],
+        "runs": [
+            {"name": row["tags.mlflow.runName"], "status": row["status"], "parent": row["tags.mlflow.parentRunId"]}
+            for _, row in landed.iterrows()
+        ],
+    }
+
+
 if __name__ == "__main__":
     scenario = sys.argv[1]
-    result = search() if scenario == "search" else sweep(int(sys.argv[2]), "ensemble" in sys.argv[3:])
+    if scenario == "search":
+        result = search()
+    elif scenario == "zoo":
+        result = zoo()
+    else:
+        result = sweep(int(sys.argv[2]), "ensemble" in sys.argv[3:])
     print(json.dumps(result, default=str))

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from casebook import cluster
@@ -127,6 +128,24 @@ def test_a_sweep_lands_finished_child_runs_and_the_local_champion(ray_cluster, m
         for metric, value in local["val"][name].items():
             assert on_cluster["val"][name][metric] == pytest.approx(value, abs=1e-6), (name, metric)
     assert on_cluster["ensemble_val"] == pytest.approx(local["ensemble_val"], abs=1e-6)
+
+
+def test_a_zoo_sweep_on_the_cluster_gives_the_local_networks(ray_cluster, mlflow_server, tmp_path):
+    """07's model zoo: the records and figures of trials run on other nodes reach the driver's folders."""
+    local_env = {"CASEBOOK_MLFLOW": str(tmp_path / "mlflow"), "CASEBOOK_ASSETS": str(tmp_path / "local")}
+    local = _local("zoo", env={**local_env, "CASEBOOK_OUTPUTS": str(tmp_path / "local")})
+    env = {"CASEBOOK_MLFLOW_URI": mlflow_server, "CASEBOOK_ASSETS": str(tmp_path / "cluster")}
+    on_cluster = _client(ray_cluster, "zoo", env={**env, "CASEBOOK_OUTPUTS": str(tmp_path / "cluster")})
+    local = _finished(local)
+    assert on_cluster["ray"] and not local["ray"]
+    assert on_cluster["val"] == pytest.approx(local["val"], abs=1e-6)
+    for name, proba in local["test_proba"].items():
+        np.testing.assert_allclose(on_cluster["test_proba"][name], proba, atol=1e-5, err_msg=name)
+    for path in on_cluster["files"]:
+        assert Path(path).is_relative_to(tmp_path / "cluster") and Path(path).is_file(), path
+    runs = on_cluster["runs"]
+    assert sorted(r["name"] for r in runs) == ["CNN [DeltaZ]", "CNN_2inputs [DeltaZ]"]
+    assert all(r["status"] == "FINISHED" and r["parent"] == on_cluster["execution"] for r in runs)
 
 
 # How many runs of the experiment are RUNNING on the server (plain REST: no MLflow import, so polling is cheap).

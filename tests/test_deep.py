@@ -251,3 +251,14 @@ def test_light_augmentation_flips_and_shifts_only_in_training_and_the_cnn_takes_
     schedule = keras_mod.optimizers.schedules.CosineDecay(1e-3, 100)
     m = vision.make_fashion_cnn(augmentation=aug, learning_rate=schedule, label_smoothing=0.1)
     assert m.layers[0] is aug and m.loss.get_config()["label_smoothing"] == 0.1
+
+
+def test_a_training_result_travels_as_plain_data():
+    import json
+
+    history = result.history_to_frame({"loss": [0.9, 0.5, 0.6], "val_loss": [1.0, 0.7, 0.8]})
+    trained = result.TrainingResult(history, 2, 3.5, 10, object(), {"accuracy_at_best": 0.8}, n_train=7)
+    back = result.TrainingResult.from_record(json.loads(json.dumps(trained.as_record())))
+    assert back.model is None and back.history.equals(trained.history)
+    assert (back.best_epoch, back.seconds, back.epoch_cap, back.n_train) == (2, 3.5, 10, 7)
+    assert back.validation == trained.validation and back.stopped_early and back.epochs_run == 3

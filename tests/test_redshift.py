@@ -1,6 +1,7 @@
 """Case study 4: simulator, reader, dataset API, models, training CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,32 @@ def test_recurrent_trunks_shorten_any_input_to_a_few_dozen_steps():
     for steps in (280, 560, 1120, 4477):
         a, b, c = redshift_nets.trunk_pools(steps)
         assert 17 <= steps // (a * b * c) <= 70
+
+
+def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch):
+    """07's zoo as a sweep (a plain loop here; Ray trials on a cluster, tests/test_cluster.py): each trial seeds
+    itself and returns plain data, from which the driver rebuilds the TrainingResult, writes the seed record
+    and saves its figure; the numbers equal those of the same network trained directly."""
+    from casebook import experiments, tracking
+
+    monkeypatch.setenv("CASEBOOK_MLFLOW", str(tmp_path / "mlflow"))
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
+    monkeypatch.delenv("CASEBOOK_RAY_ADDRESS", raising=False)
+    tracking.start_execution("redshift-sweep", "test")
+    options = {"epochs": 2, "batch_size": 64, "threshold": 1e-3, "seed": 5}
+    trial = {"name": "CNN [Success3]", "model": "CNN", "target": "Success3", "pool": 64, "undersample": True}
+    swept = experiments.run_redshift_sweep([trial], sim, "nb", experiment="redshift-sweep", **options)
+    split = rz.load_dataset("Success3", True, seed=5, data=sim, pool=64)
+    direct = experiments.run_redshift_experiment(
+        "CNN", split, 2, 64, "nb", label="direct", experiment="redshift-sweep", seed=5, records_dir=tmp_path
+    )
+    result = swept["CNN [Success3]"]
+    assert result.history.index.tolist() == [1, 2] and result.model is None
+    assert result.history.to_dict("list") == direct.history.to_dict("list")
+    assert result.validation == direct.validation and result.n_train == direct.n_train == len(split.y_train)
+    np.testing.assert_allclose(result.outputs["test_proba"], direct.outputs["test_proba"], atol=1e-6)
+    record = json.loads(Path(result.outputs["record_file"]).read_text())
+    assert record["conf_matrix_test"] == direct.outputs["record"]["conf_matrix_test"]
+    assert (tmp_path / "assets" / "nb" / "report_CNN__Success3.png").is_file()
+    runs = tracking.search("redshift-sweep", "tags.mlflow.runName = 'CNN [Success3]'")
+    assert runs["status"].tolist() == ["FINISHED"] and runs["params.undersample"].tolist() == ["True"]

@@ -3,6 +3,7 @@ to MLflow. Above training, report and tracking in the package's layers (it uses 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .models import redshift_nets, transfer
 from .models.transfer_config import TransferConfig
 from .preprocessing import class_weights
 from .training import keras_loops, xray
-from .training.result import TrainingResult
+from .training.result import TrainingResult, history_to_frame
 
 
 def _training_labels(model, c: TransferConfig, datasets: dict, cache: xray.FeatureCache) -> np.ndarray:
@@ -139,8 +140,6 @@ def run_xray_sweep(
     of the current execution (names ``<backbone>#<k>`` chosen here, in order; each trial seeded with ``seed``).
     ``data``: a :class:`casebook.preprocessing.XrayData`. Every run has ended when it returns. Returns the records
     in the order of ``candidates``, with ``history`` as a frame and the validation arrays as arrays."""
-    import pandas as pd
-
     stems = [TransferConfig.from_seed(params, layers).backbone for params, layers in candidates]
     names = tracking.reserve_run_names(experiment, stems)
     context = tracking.execution_context(experiment)
@@ -154,7 +153,7 @@ def run_xray_sweep(
     finally:
         tracking.end_unfinished(experiment)
     for record in records:
-        record["history"] = pd.DataFrame(record["history"])
+        record["history"] = history_to_frame(record["history"])
         for key in ("val_pred", "val_true", "val_proba"):
             record[key] = np.asarray(record[key])
     return records
@@ -220,10 +219,10 @@ def run_redshift_experiment(
 ) -> TrainingResult:
     """One tracked redshift network: build ``redshift_nets.NETWORKS[model_name]`` for ``ds``'s (possibly
     pooled) input, train with early stopping, checkpoint and LR schedule on validation loss
-    (:func:`casebook.training.keras_loops.train_keras_classifier`), write the seed's ``save_in_dict`` JSON and
-    draw its 2×2 ``fig`` from it (saved under ``assets/<notebook>/`` too), and log params, per-epoch metrics,
-    the figure and the record to MLflow. Returns the :class:`TrainingResult`, with ``outputs`` holding
-    ``name``, ``record_file``, ``figure`` and ``test_proba``."""
+    (:func:`casebook.training.keras_loops.train_keras_classifier`), write the seed's ``save_in_dict`` JSON under
+    ``records_dir`` and draw its 2×2 ``fig``, and log params, per-epoch metrics, the figure and the record to
+    MLflow. Returns the :class:`TrainingResult`, with ``outputs`` holding ``name``, ``record`` (the seed's
+    dict), ``record_file`` and ``test_proba``."""
     import keras
     import matplotlib.pyplot as plt
 
@@ -237,7 +236,6 @@ def run_redshift_experiment(
         extra["n_extra"] = np.asarray(ds.z_train).reshape(len(ds.z_train), -1).shape[1]
     net = redshift_nets.NETWORKS[model_name](length, ds.n_classes, downsample=1, **extra)
     folder = Path(records_dir or config.outputs_dir() / "redshift" / "records")
-    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
     run_params = {
         "model": model_name,
         "input_length": length,
@@ -247,7 +245,8 @@ def run_redshift_experiment(
         **(params or {}),
     }
     with tracking.run(experiment, name, params=run_params, tags={"notebook": notebook}):
-        result = keras_loops.train_keras_classifier(net, ds, epochs, batch_size, output_dir=folder / slug, verbose=0)
+        output_dir = folder / _slug(name)
+        result = keras_loops.train_keras_classifier(net, ds, epochs, batch_size, output_dir=output_dir, verbose=0)
         tracking.log_history(
             result.history.rename(columns={"accuracy": "acc", "val_accuracy": "val_acc", "learning_rate": "lr"})
         )
@@ -264,12 +263,104 @@ def run_redshift_experiment(
         record = redshift.seed_record(
             net, x_test, ds.Y_test, x_train, ds.Y_train, history, ds.n_classes, ds.class_names
         )
-        record_file = report.save_record(record, folder / f"{slug}.json")
+        record_file = report.save_record(record, folder / f"{_slug(name)}.json")
         figure = redshift.fig(record_file)
         figure.suptitle(name)
         tracking.log_figure(figure, "report")
-        report.save_fig(figure, notebook, f"report_{slug}")
         plt.close(figure)
     test_proba = net.predict(x_test, batch_size=256, verbose=0)
-    result.outputs.update(name=name, figure=figure, record_file=str(record_file), test_proba=test_proba)
+    result.outputs.update(name=name, record=record, record_file=str(record_file), test_proba=test_proba)
     return result
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
+
+
+def redshift_trial(trial: dict, data, summaries=None) -> dict:
+    """One trial of :func:`run_redshift_sweep`, wherever it runs: join the driver's execution, delete what a
+    killed earlier attempt of this trial left, seed, split ``data`` (a :class:`casebook.redshift.RedshiftData`)
+    as the trial says (``target``, ``undersample``, ``pool``, ``threshold``; ``extra_inputs``: ``summaries`` as
+    the second input), run :func:`run_redshift_experiment` (``pool`` and ``undersample`` logged as params),
+    and return its result as plain data."""
+    from . import redshift
+
+    context = trial["execution"]
+    tracking.join_execution(context)
+    tracking.discard_unfinished(context["experiment"], trial["name"])
+    config.seed_everything(trial["seed"])
+    split = redshift.load_dataset(
+        trial.get("target", "DeltaZ"),
+        seed=trial["seed"],
+        data=data,
+        threshold=trial["threshold"],
+        undersample=trial.get("undersample", False),
+        pool=trial["pool"],
+    )
+    if trial.get("extra_inputs"):
+        split = redshift.with_extra_inputs(split, summaries)
+    with tempfile.TemporaryDirectory() as scratch:  # checkpoint and record: the driver writes the record
+        result = run_redshift_experiment(
+            trial["model"],
+            split,
+            trial["epochs"],
+            trial["batch_size"],
+            trial["notebook"],
+            label=trial["name"],
+            experiment=context["experiment"],
+            records_dir=scratch,
+            params={"pool": trial["pool"]} | ({"undersample": True} if trial.get("undersample") else {}),
+            seed=trial["seed"],
+        )
+    outputs = {k: result.outputs[k] for k in ("name", "record", "test_proba")}
+    return {"training": result.as_record(), **outputs}
+
+
+def run_redshift_sweep(
+    trials: list[dict],
+    data,
+    notebook: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    threshold: float,
+    seed: int = config.DEFAULT_SEED,
+    summaries=None,
+    experiment: str = "redshift",
+    records_dir=None,
+) -> dict[str, TrainingResult]:
+    """Every trial of ``trials`` as one tracked network, through :func:`casebook.cluster.sweep`: a loop here,
+    or Ray Tune trials on the cluster ``CASEBOOK_RAY_ADDRESS`` names, each logging its child run of the current
+    execution, every one with the same ``epochs`` cap, ``batch_size``, target ``threshold`` and ``seed``. A
+    trial is a dict: ``name`` (the run's), ``model`` (a key of ``redshift_nets.NETWORKS``), ``pool``, and
+    optionally ``target`` (``DeltaZ``), ``undersample`` and ``extra_inputs`` (``summaries`` as the second
+    input). Here, afterwards, each
+    seed record is written under ``records_dir`` and its figure saved under ``assets/<notebook>/``. Returns
+    ``{name: TrainingResult}`` in the order of ``trials`` (no models; ``outputs`` as
+    :func:`run_redshift_experiment`'s, with ``figure``)."""
+    import matplotlib.pyplot as plt
+
+    from . import redshift
+
+    context = tracking.execution_context(experiment)
+    common = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "seed": seed}
+    configs = [{**t, **common, "execution": context, "notebook": notebook} for t in trials]
+    shared = {"data": data, "summaries": summaries}
+    try:
+        records = cluster.sweep(redshift_trial, configs, name=f"{experiment}-sweep", shared=shared)
+    finally:
+        tracking.end_unfinished(experiment)
+    folder = Path(records_dir or config.outputs_dir() / "redshift" / "records")
+    results = {}
+    for record in records:
+        result = TrainingResult.from_record(record["training"])
+        name = record["name"]
+        record_file = report.save_record(record["record"], folder / f"{_slug(name)}.json")
+        figure = redshift.fig(record_file)
+        figure.suptitle(name)
+        report.save_fig(figure, notebook, f"report_{_slug(name)}")
+        plt.close(figure)
+        test_proba = np.asarray(record["test_proba"])
+        result.outputs.update(name=name, figure=figure, record_file=str(record_file), test_proba=test_proba)
+        results[name] = result
+    return results

@@ -48,6 +48,17 @@ class TrainingResult:
         """``column`` of the history at the best epoch."""
         return float(self.history.loc[self.best_epoch, column])
 
+    def as_record(self) -> dict:
+        """This result as plain data (what a sweep's trial returns): the history as per-epoch lists, the
+        scalars, ``validation`` as it is; not the model, not ``outputs``. :meth:`from_record` reads it back."""
+        fields = ("best_epoch", "seconds", "epoch_cap", "validation", "n_train")
+        return {"history": self.history.to_dict("list"), **{k: getattr(self, k) for k in fields}}
+
+    @classmethod
+    def from_record(cls, record: dict) -> TrainingResult:
+        """The result :meth:`as_record` described (without its model)."""
+        return cls(**{**record, "history": history_to_frame(record["history"])})
+
     def summary(self) -> dict:
         """One line per run instead of a per-epoch log: epochs run, the best epoch and the validation accuracy
         and loss there, wall seconds."""
