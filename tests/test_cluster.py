@@ -66,6 +66,28 @@ def ray_cluster(namespace):
     c.stop()
 
 
+@pytest.fixture
+def two_nodes(ray_cluster):
+    """The session's cluster with its worker, started again if an earlier test killed it."""
+    if not ray_cluster.workers:
+        ray_cluster.add_worker()
+    return ray_cluster
+
+
+@pytest.fixture(scope="session")
+def refused_client(ray_cluster, tmp_path_factory):
+    """``train-classifier`` with a wrong token, started as soon as the cluster is up (the search test asks for it
+    first): Ray's client spends about 20 s on retries before it gives up, which then overlap other tests."""
+    folder = tmp_path_factory.mktemp("refused")
+    env = {**QUIET, "RAY_AUTH_TOKEN": "0" * 32, "CASEBOOK_MLFLOW": str(folder)}
+    argv = [str(Path(sys.executable).with_name("train-classifier")), "--output-dir", str(folder / "out")]
+    client = ray_cluster.popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield client, folder
+    if client.poll() is None:
+        client.kill()
+        client.wait()
+
+
 def _client(c: LocalCluster, *args, env: dict | None = None, timeout: float = 240) -> dict:
     done = c.client(
         [sys.executable, str(CLIENT), *args],
@@ -102,9 +124,10 @@ def _finished(client: subprocess.Popen) -> dict:
     return _result(out)
 
 
-def test_a_search_on_the_cluster_gives_the_local_cv_results(ray_cluster, mlflow_server, tmp_path):
+@pytest.mark.usefixtures("refused_client")  # started now, read by the last test
+def test_a_search_on_the_cluster_gives_the_local_cv_results(two_nodes, mlflow_server, tmp_path):
     local = _local("search", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # runs while the cluster works
-    on_cluster = _client(ray_cluster, "search", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
+    on_cluster = _client(two_nodes, "search", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
     local = _finished(local)
     assert on_cluster["ray"] and on_cluster["nodes"] == 2
     assert not local["ray"]
@@ -112,9 +135,9 @@ def test_a_search_on_the_cluster_gives_the_local_cv_results(ray_cluster, mlflow_
     assert len(local["scores"]["params"]) == 2
 
 
-def test_a_sweep_lands_finished_child_runs_and_the_local_champion(ray_cluster, mlflow_server, tmp_path):
+def test_a_sweep_lands_finished_child_runs_and_the_local_champion(two_nodes, mlflow_server, tmp_path):
     local = _local("sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # beside the cluster's
-    on_cluster = _client(ray_cluster, "sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
+    on_cluster = _client(two_nodes, "sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
     local = _finished(local)
     assert on_cluster["ray"] and not local["ray"]
     names = ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"]
@@ -130,12 +153,12 @@ def test_a_sweep_lands_finished_child_runs_and_the_local_champion(ray_cluster, m
     assert on_cluster["ensemble_val"] == pytest.approx(local["ensemble_val"], abs=1e-6)
 
 
-def test_a_zoo_sweep_on_the_cluster_gives_the_local_networks(ray_cluster, mlflow_server, tmp_path):
+def test_a_zoo_sweep_on_the_cluster_gives_the_local_networks(two_nodes, mlflow_server, tmp_path):
     """07's model zoo: the records and figures of trials run on other nodes reach the driver's folders."""
     local_env = {"CASEBOOK_MLFLOW": str(tmp_path / "mlflow"), "CASEBOOK_ASSETS": str(tmp_path / "local")}
     local = _local("zoo", env={**local_env, "CASEBOOK_OUTPUTS": str(tmp_path / "local")})
     env = {"CASEBOOK_MLFLOW_URI": mlflow_server, "CASEBOOK_ASSETS": str(tmp_path / "cluster")}
-    on_cluster = _client(ray_cluster, "zoo", env={**env, "CASEBOOK_OUTPUTS": str(tmp_path / "cluster")})
+    on_cluster = _client(two_nodes, "zoo", env={**env, "CASEBOOK_OUTPUTS": str(tmp_path / "cluster")})
     local = _finished(local)
     assert on_cluster["ray"] and not local["ray"]
     assert on_cluster["val"] == pytest.approx(local["val"], abs=1e-6)
@@ -164,18 +187,17 @@ def _running(namespace: LoopbackNamespace, url: str) -> int:
     return int(done.stdout or 0) if done.returncode == 0 else 0
 
 
-def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(ray_cluster, mlflow_server, namespace):
-    env = {**os.environ, **ray_cluster.env, **QUIET, "CASEBOOK_MLFLOW_URI": mlflow_server}
-    client = ray_cluster.popen(
+def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(two_nodes, mlflow_server, namespace):
+    env = {**os.environ, **two_nodes.env, **QUIET, "CASEBOOK_MLFLOW_URI": mlflow_server}
+    client = two_nodes.popen(
         [sys.executable, str(CLIENT), "sweep", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 180
     while _running(namespace, mlflow_server) < 2:  # two trials logging: one on the head, one on the worker
         assert client.poll() is None and time.monotonic() < deadline, client.communicate()[1][-3000:]
         time.sleep(0.5)
-    ray_cluster.kill_worker(0)
+    two_nodes.kill_worker(0)
     out, err = client.communicate(timeout=300)
-    ray_cluster.add_worker()  # for any test after this one
     assert client.returncode == 0, err[-3000:]
     result = _result(out)
     names = sorted(r["name"] for r in result["runs"])
@@ -184,12 +206,11 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(ray_cluster, mlfl
     assert result["deleted_attempts"] >= 1  # the killed attempt's run, deleted by its retry
 
 
-def test_a_client_without_the_token_is_refused_with_one_line(ray_cluster, tmp_path):
-    env = {"RAY_AUTH_TOKEN": "0" * 32, "CASEBOOK_MLFLOW": str(tmp_path)}
-    argv = [str(Path(sys.executable).with_name("train-classifier")), "--output-dir", str(tmp_path / "out")]
-    done = ray_cluster.client(argv, env={**QUIET, **env}, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+def test_a_client_without_the_token_is_refused_with_one_line(refused_client):
+    client, folder = refused_client
+    _, stderr = client.communicate(timeout=120)
+    assert client.returncode == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert "refused this client (its token)" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
-    assert not (tmp_path / "out").exists()
+    assert not (folder / "out").exists()
