@@ -110,10 +110,10 @@ class LocalCluster:
         }
         self.head: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
-        try:
-            self.head = self._start(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
-            for _ in range(workers):
-                self.add_worker()
+        try:  # the workers start beside the head (they wait for it), then all nodes are awaited together
+            self.head = self._launch(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
+            self.workers = [self._launch([], k + 2) for k in range(workers)]
+            self._wait_for_nodes(1 + workers, [self.head, *self.workers])
         except BaseException:
             self.stop()
             raise
@@ -121,7 +121,8 @@ class LocalCluster:
     def _wrap(self, argv: list[str]) -> list[str]:
         return self.namespace.wrap(argv) if self.namespace else argv
 
-    def _start(self, role: list[str], nodes: int) -> subprocess.Popen:
+    def _launch(self, role: list[str], nodes: int) -> subprocess.Popen:
+        """Start one node (the ``nodes``-th), without waiting for it to join."""
         cpus = self.head_cpus if "--head" in role else self.cpus
         argv = [RAY, "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"]
         argv += [f"--object-store-memory={self.object_store}", "--disable-usage-stats"]
@@ -130,16 +131,17 @@ class LocalCluster:
         else:
             argv.append(f"--address={self.address}")
         log = open(Path(self.temp_dir) / f"node-{nodes}.log", "ab")  # noqa: SIM115 (the node's lifetime)
-        process = subprocess.Popen(
+        return subprocess.Popen(
             self._wrap(argv), env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True
         )
-        self._wait_for_nodes(nodes, process)
-        return process
 
     def add_worker(self) -> subprocess.Popen:
-        """One more worker node; returns its process (stop it with :meth:`kill_worker`)."""
-        worker = self._start([], len(self.workers) + 2)
+        """One more worker node, once it has joined; returns its process (stop it with :meth:`kill_worker`). A
+        node killed before is first seen dead by the head, so that the count means the new one."""
+        self._wait_for_nodes(len(self.workers) + 1, [self.head], fewer=True)
+        worker = self._launch([], len(self.workers) + 2)
         self.workers.append(worker)
+        self._wait_for_nodes(len(self.workers) + 1, [worker])
         return worker
 
     def client(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -151,17 +153,23 @@ class LocalCluster:
         env = {**os.environ, **self.env, **kwargs.pop("env", {})}
         return subprocess.Popen(self._wrap(argv), env=env, **kwargs)
 
-    def _wait_for_nodes(self, nodes: int, process: subprocess.Popen, timeout: float = 90) -> None:
-        probe = [sys.executable, "-c", _COUNT_NODES, self.address]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {process.returncode} (logs in {self.temp_dir})")
-            counted = self.client(probe, capture_output=True, text=True)
-            if counted.returncode == 0 and int(counted.stdout.strip() or 0) >= nodes:
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes in {timeout:.0f} s")
+    def _wait_for_nodes(
+        self, nodes: int, processes: list[subprocess.Popen], timeout: float = 90, fewer: bool = False
+    ) -> None:
+        """Until ``nodes`` nodes are alive (at most ``nodes`` if ``fewer``; one probe process asks the GCS every
+        0.2 s), while every one of ``processes`` still runs."""
+        argv = [sys.executable, "-c", _AWAIT_NODES, self.address, str(nodes), str(timeout), str(int(fewer))]
+        probe = self.popen(argv, start_new_session=True)
+        try:
+            while probe.poll() is None:
+                for process in processes:
+                    if process.poll() is not None:
+                        raise RuntimeError(f"ray start exited with {process.returncode} (logs in {self.temp_dir})")
+                time.sleep(0.2)
+        finally:
+            _stop(probe)
+        if probe.returncode != 0:
+            raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes in {timeout:.0f} s")
 
     def kill_worker(self, index: int = 0) -> None:
         """SIGKILL a worker node's whole process group: the node dies as a crashed machine would."""
@@ -176,16 +184,24 @@ class LocalCluster:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-# Asks the GCS how many nodes are alive, without starting a driver (fast, and no session files).
-_COUNT_NODES = """
-import sys
+# Waits until the GCS counts argv[2] nodes alive (at most argv[2] when argv[4] is 1; exit 0) or argv[3] seconds
+# pass (exit 1), without starting a driver (fast, and no session files).
+_AWAIT_NODES = """
+import sys, time
 from ray._raylet import GcsClient
 from ray.core.generated import gcs_pb2
-try:
-    nodes = GcsClient(address=sys.argv[1]).get_all_node_info(timeout=2)
-    print(sum(1 for n in nodes.values() if n.state == gcs_pb2.GcsNodeInfo.ALIVE))
-except Exception:
-    print(0)
+address, nodes, deadline = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+fewer = sys.argv[4] == "1"
+while time.monotonic() < deadline:
+    try:
+        found = GcsClient(address=address).get_all_node_info(timeout=2)
+        alive = sum(1 for n in found.values() if n.state == gcs_pb2.GcsNodeInfo.ALIVE)
+        if (alive <= nodes) if fewer else (alive >= nodes):
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+sys.exit(1)
 """
 
 
