@@ -196,7 +196,7 @@ def test_real_loaders_shapes_and_counts(real_data):
 def test_smoke_subsets_are_small_and_deterministic(real_data, monkeypatch):
     monkeypatch.setenv("CASEBOOK_SMOKE", "1")
     a, b = data.load_magic(), data.load_magic()
-    assert len(a) == 2000 and a.equals(b) and not a.attrs["synthetic"]
+    assert len(a) == 1000 and a.equals(b) and not a.attrs["synthetic"]
     assert 0.3 < (a["class"] == "h").mean() < 0.4
 
 

@@ -584,12 +584,12 @@ MAGIC_FEATURES = ["fLength", "fWidth", "fSize", "fConc", "fConc1", "fAsym", "fM3
 
 def load_magic(n: int | None = None) -> pd.DataFrame:
     """UCI MAGIC gamma telescope: 19,020 rows; 10 float64 features (:data:`MAGIC_FEATURES`) and ``class``
-    ('g' gamma / 'h' hadron). Smoke mode: 2,000 stratified rows, or a synthetic stand-in."""
-    n = n or config.pick(None, 2000)
+    ('g' gamma / 'h' hadron). Smoke mode: 1,000 stratified rows, or a synthetic stand-in."""
+    n = n or config.pick(None, 1000)
     folder = _real_or_none("magic-gamma")
     if folder is None:
         r = np.random.default_rng(0)
-        m = n or 2000
+        m = n or 1000
         cls = np.where(r.random(m) < 0.35, "h", "g")
         shift = (cls == "h")[:, None] * r.normal(0.8, 0.3, (1, 10))
         base = np.abs(r.normal(0, 1, (m, 10)) + shift) * np.array([50, 20, 3, 0.4, 0.2, 40, 30, 15, 30, 190])
