@@ -110,10 +110,12 @@ class LocalCluster:
         }
         self.head: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
-        try:  # the workers start beside the head (they wait for it), then all nodes are awaited together
+        self.killed = 0  # workers killed since the last add_worker
+        try:  # one node at a time: a worker that finds no head gives up, and two starting at once race for ports
             self.head = self._launch(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
-            self.workers = [self._launch([], k + 2) for k in range(workers)]
-            self._wait_for_nodes(1 + workers, [self.head, *self.workers])
+            self._wait_for_nodes(1, [self.head])
+            for _ in range(workers):
+                self.add_worker()
         except BaseException:
             self.stop()
             raise
@@ -138,7 +140,9 @@ class LocalCluster:
     def add_worker(self) -> subprocess.Popen:
         """One more worker node, once it has joined; returns its process (stop it with :meth:`kill_worker`). A
         node killed before is first seen dead by the head, so that the count means the new one."""
-        self._wait_for_nodes(len(self.workers) + 1, [self.head], fewer=True)
+        if self.killed:
+            self._wait_for_nodes(len(self.workers) + 1, [self.head], fewer=True)
+            self.killed = 0
         worker = self._launch([], len(self.workers) + 2)
         self.workers.append(worker)
         self._wait_for_nodes(len(self.workers) + 1, [worker])
@@ -175,6 +179,7 @@ class LocalCluster:
         """SIGKILL a worker node's whole process group: the node dies as a crashed machine would."""
         worker = self.workers.pop(index)
         os.killpg(worker.pid, signal.SIGKILL)
+        self.killed += 1
         worker.wait()
 
     def stop(self) -> None:
