@@ -233,7 +233,7 @@ def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch
     swept = experiments.run_redshift_sweep([trial], sim, "nb", experiment="redshift-sweep", **options)
     split = rz.load_dataset("Success3", True, seed=5, data=sim, pool=64)
     direct = experiments.run_redshift_experiment(
-        "CNN", split, 2, 64, "nb", label="direct", experiment="redshift-sweep", seed=5, records_dir=tmp_path
+        "CNN", split, 2, 64, "nb", label="direct", experiment="redshift-sweep", seed=5, checkpoint_dir=tmp_path
     )
     result = swept["CNN [Success3]"]
     assert result.history.index.tolist() == [1, 2] and result.model is None
@@ -245,3 +245,6 @@ def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch
     assert (tmp_path / "assets" / "nb" / "report_CNN__Success3.png").is_file()
     runs = tracking.search("redshift-sweep", "tags.mlflow.runName = 'CNN [Success3]'")
     assert runs["status"].tolist() == ["FINISHED"] and runs["params.undersample"].tolist() == ["True"]
+    logged = tracking.setup("redshift-sweep").MlflowClient().list_artifacts(result.outputs["run_id"], "figures")
+    assert [f.path for f in logged] == ["figures/report.png"]  # drawn once, by the driver, into the trial's run
+    assert (tmp_path / "best.keras").is_file()

@@ -105,21 +105,38 @@ def xray_record(run: dict) -> dict:
     return {**{k: run[k] for k in SWEEP_KEYS}, "history": run["history"].to_dict("list"), **arrays}
 
 
-def xray_trial(trial: dict, data, cache: xray.FeatureCache, input_example=None) -> dict:
-    """One trial of :func:`run_xray_sweep`, wherever it runs: join the driver's execution, delete what a killed
-    earlier attempt of this trial left, seed, run :func:`run_xray_experiment` under the name the driver chose,
-    and return its :func:`xray_record`."""
+def _tracked_sweep(trial_fn, trials: list[dict], experiment: str, name: str, shared: dict) -> list[dict]:
+    """``trials`` through :func:`casebook.cluster.sweep`, each told the current execution of ``experiment``
+    (the trial function starts with :func:`_enter_trial`); every run has ended when it returns."""
+    context = tracking.execution_context(experiment)
+    configs = [{**t, "execution": context} for t in trials]
+    try:
+        return cluster.sweep(trial_fn, configs, name=name, shared=shared)
+    finally:
+        tracking.end_unfinished(experiment)
+
+
+def _enter_trial(trial: dict) -> str:
+    """What every trial does first, wherever it runs: join the driver's execution, delete what a killed earlier
+    attempt of this trial left, seed. Returns the experiment."""
     context = trial["execution"]
     tracking.join_execution(context)
     tracking.discard_unfinished(context["experiment"], trial["name"])
     config.seed_everything(trial["seed"])
+    return context["experiment"]
+
+
+def xray_trial(trial: dict, data, cache: xray.FeatureCache, input_example=None) -> dict:
+    """One trial of :func:`run_xray_sweep`, wherever it runs: :func:`_enter_trial`, run
+    :func:`run_xray_experiment` under the name the driver chose, and return its :func:`xray_record`."""
+    experiment = _enter_trial(trial)
     run = run_xray_experiment(
         trial["params"],
         trial["added_layers"],
         trial["stage"],
         data.datasets(),
         cache,
-        experiment=context["experiment"],
+        experiment=experiment,
         input_example=input_example,
         name=trial["name"],
     )
@@ -142,16 +159,12 @@ def run_xray_sweep(
     in the order of ``candidates``, with ``history`` as a frame and the validation arrays as arrays."""
     stems = [TransferConfig.from_seed(params, layers).backbone for params, layers in candidates]
     names = tracking.reserve_run_names(experiment, stems)
-    context = tracking.execution_context(experiment)
     trials = [
-        {"params": p, "added_layers": layers, "stage": stage, "name": n, "seed": seed, "execution": context}
+        {"params": p, "added_layers": layers, "stage": stage, "name": n, "seed": seed}
         for (p, layers), n in zip(candidates, names, strict=True)
     ]
     shared = {"data": data, "cache": cache, "input_example": input_example}
-    try:
-        records = cluster.sweep(xray_trial, trials, name=f"{experiment}-{stage}", shared=shared)
-    finally:
-        tracking.end_unfinished(experiment)
+    records = _tracked_sweep(xray_trial, trials, experiment, f"{experiment}-{stage}", shared)
     for record in records:
         record["history"] = history_to_frame(record["history"])
         for key in ("val_pred", "val_true", "val_proba"):
@@ -213,18 +226,17 @@ def run_redshift_experiment(
     notebook: str,
     label: str = "",
     experiment: str = "redshift",
-    records_dir=None,
+    checkpoint_dir=None,
     params: dict | None = None,
     seed: int = config.DEFAULT_SEED,
 ) -> TrainingResult:
     """One tracked redshift network: build ``redshift_nets.NETWORKS[model_name]`` for ``ds``'s (possibly
-    pooled) input, train with early stopping, checkpoint and LR schedule on validation loss
-    (:func:`casebook.training.keras_loops.train_keras_classifier`), write the seed's ``save_in_dict`` JSON under
-    ``records_dir`` and draw its 2×2 ``fig``, and log params, per-epoch metrics, the figure and the record to
-    MLflow. Returns the :class:`TrainingResult`, with ``outputs`` holding ``name``, ``record`` (the seed's
-    dict), ``record_file`` and ``test_proba``."""
+    pooled) input, train with early stopping, checkpoint (``best.keras`` in ``checkpoint_dir``, if given) and LR
+    schedule on validation loss (:func:`casebook.training.keras_loops.train_keras_classifier`), log params and
+    per-epoch metrics to MLflow, and compute the seed's ``save_in_dict`` record. Returns the
+    :class:`TrainingResult`, with ``outputs`` holding ``run_id``, ``name``, ``record`` and ``test_proba``
+    (:func:`keep_redshift_record` writes the record and draws its figure)."""
     import keras
-    import matplotlib.pyplot as plt
 
     from . import redshift
 
@@ -235,7 +247,6 @@ def run_redshift_experiment(
     if model_name == "CNN_2inputs":
         extra["n_extra"] = np.asarray(ds.z_train).reshape(len(ds.z_train), -1).shape[1]
     net = redshift_nets.NETWORKS[model_name](length, ds.n_classes, downsample=1, **extra)
-    folder = Path(records_dir or config.outputs_dir() / "redshift" / "records")
     run_params = {
         "model": model_name,
         "input_length": length,
@@ -244,9 +255,8 @@ def run_redshift_experiment(
         "n_train": len(ds.y_train),
         **(params or {}),
     }
-    with tracking.run(experiment, name, params=run_params, tags={"notebook": notebook}):
-        output_dir = folder / _slug(name)
-        result = keras_loops.train_keras_classifier(net, ds, epochs, batch_size, output_dir=output_dir, verbose=0)
+    with tracking.run(experiment, name, params=run_params, tags={"notebook": notebook}) as active:
+        result = keras_loops.train_keras_classifier(net, ds, epochs, batch_size, output_dir=checkpoint_dir, verbose=0)
         tracking.log_history(
             result.history.rename(columns={"accuracy": "acc", "val_accuracy": "val_acc", "learning_rate": "lr"})
         )
@@ -263,13 +273,29 @@ def run_redshift_experiment(
         record = redshift.seed_record(
             net, x_test, ds.Y_test, x_train, ds.Y_train, history, ds.n_classes, ds.class_names
         )
-        record_file = report.save_record(record, folder / f"{_slug(name)}.json")
-        figure = redshift.fig(record_file)
-        figure.suptitle(name)
-        tracking.log_figure(figure, "report")
-        plt.close(figure)
     test_proba = net.predict(x_test, batch_size=256, verbose=0)
-    result.outputs.update(name=name, record=record, record_file=str(record_file), test_proba=test_proba)
+    run_id = active.info.run_id
+    result.outputs.update(run_id=run_id, name=name, record=record, test_proba=test_proba)
+    return result
+
+
+def keep_redshift_record(result: TrainingResult, notebook: str, records_dir=None) -> TrainingResult:
+    """Where the notebook runs: write ``result``'s seed record as ``<records_dir>/<name>.json``, draw the seed's
+    2×2 ``fig`` from it once, log that figure to the result's run and save it under ``assets/<notebook>/``.
+    Adds ``record_file`` and ``figure`` to ``result.outputs``; returns ``result``."""
+    import matplotlib.pyplot as plt
+
+    from . import redshift
+
+    out = result.outputs
+    folder = Path(records_dir or config.outputs_dir() / "redshift" / "records")
+    record_file = report.save_record(out["record"], folder / f"{_slug(out['name'])}.json")
+    figure = redshift.fig(record_file)
+    figure.suptitle(out["name"])
+    tracking.log_figure(figure, "report", run_id=out["run_id"])
+    report.save_fig(figure, notebook, f"report_{_slug(out['name'])}")
+    plt.close(figure)
+    out.update(record_file=str(record_file), figure=figure)
     return result
 
 
@@ -278,17 +304,14 @@ def _slug(name: str) -> str:
 
 
 def redshift_trial(trial: dict, data, summaries=None) -> dict:
-    """One trial of :func:`run_redshift_sweep`, wherever it runs: join the driver's execution, delete what a
-    killed earlier attempt of this trial left, seed, split ``data`` (a :class:`casebook.redshift.RedshiftData`)
-    as the trial says (``target``, ``undersample``, ``pool``, ``threshold``; ``extra_inputs``: ``summaries`` as
-    the second input), run :func:`run_redshift_experiment` (``pool`` and ``undersample`` logged as params),
-    and return its result as plain data."""
+    """One trial of :func:`run_redshift_sweep`, wherever it runs: :func:`_enter_trial`, split ``data`` (a
+    :class:`casebook.redshift.RedshiftData`) as the trial says (``target``, ``undersample``, ``pool``,
+    ``threshold``; ``extra_inputs``: ``summaries`` as the second input), run :func:`run_redshift_experiment`
+    (``pool`` and ``undersample`` logged as params, the checkpoint in a scratch folder), and return its result
+    as plain data."""
     from . import redshift
 
-    context = trial["execution"]
-    tracking.join_execution(context)
-    tracking.discard_unfinished(context["experiment"], trial["name"])
-    config.seed_everything(trial["seed"])
+    experiment = _enter_trial(trial)
     split = redshift.load_dataset(
         trial.get("target", "DeltaZ"),
         seed=trial["seed"],
@@ -299,7 +322,7 @@ def redshift_trial(trial: dict, data, summaries=None) -> dict:
     )
     if trial.get("extra_inputs"):
         split = redshift.with_extra_inputs(split, summaries)
-    with tempfile.TemporaryDirectory() as scratch:  # checkpoint and record: the driver writes the record
+    with tempfile.TemporaryDirectory() as scratch:
         result = run_redshift_experiment(
             trial["model"],
             split,
@@ -307,12 +330,12 @@ def redshift_trial(trial: dict, data, summaries=None) -> dict:
             trial["batch_size"],
             trial["notebook"],
             label=trial["name"],
-            experiment=context["experiment"],
-            records_dir=scratch,
+            experiment=experiment,
+            checkpoint_dir=scratch,
             params={"pool": trial["pool"]} | ({"undersample": True} if trial.get("undersample") else {}),
             seed=trial["seed"],
         )
-    outputs = {k: result.outputs[k] for k in ("name", "record", "test_proba")}
+    outputs = {k: result.outputs[k] for k in ("run_id", "name", "record", "test_proba")}
     return {"training": result.as_record(), **outputs}
 
 
@@ -334,33 +357,17 @@ def run_redshift_sweep(
     execution, every one with the same ``epochs`` cap, ``batch_size``, target ``threshold`` and ``seed``. A
     trial is a dict: ``name`` (the run's), ``model`` (a key of ``redshift_nets.NETWORKS``), ``pool``, and
     optionally ``target`` (``DeltaZ``), ``undersample`` and ``extra_inputs`` (``summaries`` as the second
-    input). Here, afterwards, each
-    seed record is written under ``records_dir`` and its figure saved under ``assets/<notebook>/``. Returns
+    input). Here, afterwards, :func:`keep_redshift_record` writes each record and its figure. Returns
     ``{name: TrainingResult}`` in the order of ``trials`` (no models; ``outputs`` as
-    :func:`run_redshift_experiment`'s, with ``figure``)."""
-    import matplotlib.pyplot as plt
-
-    from . import redshift
-
-    context = tracking.execution_context(experiment)
+    :func:`run_redshift_experiment`'s and :func:`keep_redshift_record`'s)."""
     common = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "seed": seed}
-    configs = [{**t, **common, "execution": context, "notebook": notebook} for t in trials]
+    configs = [{**t, **common, "notebook": notebook} for t in trials]
     shared = {"data": data, "summaries": summaries}
-    try:
-        records = cluster.sweep(redshift_trial, configs, name=f"{experiment}-sweep", shared=shared)
-    finally:
-        tracking.end_unfinished(experiment)
-    folder = Path(records_dir or config.outputs_dir() / "redshift" / "records")
+    records = _tracked_sweep(redshift_trial, configs, experiment, f"{experiment}-sweep", shared)
     results = {}
     for record in records:
         result = TrainingResult.from_record(record["training"])
-        name = record["name"]
-        record_file = report.save_record(record["record"], folder / f"{_slug(name)}.json")
-        figure = redshift.fig(record_file)
-        figure.suptitle(name)
-        report.save_fig(figure, notebook, f"report_{_slug(name)}")
-        plt.close(figure)
-        test_proba = np.asarray(record["test_proba"])
-        result.outputs.update(name=name, figure=figure, record_file=str(record_file), test_proba=test_proba)
-        results[name] = result
+        result.outputs.update({k: record[k] for k in ("run_id", "name", "record")})
+        result.outputs["test_proba"] = np.asarray(record["test_proba"])
+        results[record["name"]] = keep_redshift_record(result, notebook, records_dir)
     return results

@@ -454,8 +454,14 @@ def log_history(history, prefix: str = "") -> None:
             _log_values(values, int(epoch))
 
 
-def log_figure(fig, name: str) -> None:
-    _mlflow().log_figure(fig, f"figures/{name}.png")
+def log_figure(fig, name: str, run_id: str | None = None) -> None:
+    """``fig`` as ``figures/<name>.png`` of the active run, or of the (possibly finished) run ``run_id``."""
+    mlflow = _mlflow()
+    if run_id is None:
+        mlflow.log_figure(fig, f"figures/{name}.png")
+        return
+    with _server_errors(f"log a figure to run {run_id}"):
+        mlflow.MlflowClient().log_figure(run_id, fig, f"figures/{name}.png")
 
 
 def log_dict(d: Mapping, name: str) -> None:
