@@ -89,6 +89,7 @@ class LocalCluster:
         self,
         workers: int = 1,
         cpus: int = 1,
+        *,
         head_cpus: int | None = None,
         namespace: LoopbackNamespace | None = None,
         token: str | None = None,
@@ -234,7 +235,8 @@ def main_impl(argv=None) -> int:
     namespace = LoopbackNamespace() if isolate else None
     cluster = None
     try:
-        cluster = LocalCluster(args.workers, args.cpus, namespace, object_store_mb=args.object_store_mb)
+        size = {"workers": args.workers, "cpus": args.cpus, "object_store_mb": args.object_store_mb}
+        cluster = LocalCluster(**size, namespace=namespace)
         token_file = Path(cluster.temp_dir) / "token"
         token_file.write_text(cluster.token)
         token_file.chmod(0o600)
