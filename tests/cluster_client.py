@@ -5,10 +5,13 @@ namespace, or outside it with CASEBOOK_RAY_ADDRESS unset for the local reference
     python tests/cluster_client.py sweep N [ensemble]   # N smoke trials of notebook 08's candidates, then what
                                                         # landed [and their deep ensemble, models read from MLflow]
     python tests/cluster_client.py zoo                  # two smoke trials of notebook 07's model zoo
+    python tests/cluster_client.py all DIR              # search, zoo and sweep 4 ensemble in one process, each
+                                                        # result written to DIR/<scenario>.json once it is known
 """
 
 import json
 import sys
+from pathlib import Path
 
 from casebook import cluster, config, tracking
 
@@ -137,6 +140,12 @@ if __name__ == "__main__":
         result = search()
     elif scenario == "zoo":
         result = zoo()
+    elif scenario == "all":
+        folder = Path(sys.argv[2])
+        for name, run in (("search", search), ("zoo", zoo), ("sweep", lambda: sweep(4, ensemble=True))):
+            (folder / f"{name}.part").write_text(json.dumps(run(), default=str))
+            (folder / f"{name}.part").rename(folder / f"{name}.json")
+        result = {"done": sorted(p.name for p in folder.glob("*.json"))}
     else:
         result = sweep(int(sys.argv[2]), "ensemble" in sys.argv[3:])
     print(json.dumps(result, default=str))

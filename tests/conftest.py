@@ -9,8 +9,12 @@ import pytest
 
 matplotlib.use("Agg")
 # Several test workers share the cores: OpenMP threads that wait for work sleep instead of spinning, so a waiting
-# worker does not burn the CPU time another one needs (the notebooks' kernels inherit this).
+# worker does not burn the CPU time another one needs, and each test process (notebook kernels and tools
+# included: they inherit this) computes with one thread, as many threads in all as workers rather than workers
+# times cores fighting over the cores (TensorFlow's thread pools spin while they wait, whatever OpenMP is told).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+for _threads in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
 
 from casebook import config, data  # noqa: E402

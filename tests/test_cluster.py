@@ -54,8 +54,41 @@ def mlflow_process(namespace, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(namespace, mlflow_process):
-    """A head (1 CPU) and one worker (1 CPU), token authentication on; the MLflow server starts meanwhile."""
+def local_process(tmp_path_factory):
+    """The local reference of every test below (CASEBOOK_RAY_ADDRESS unset, today's code path), one process
+    started before the cluster: its work overlaps the cluster's start."""
+    folder = tmp_path_factory.mktemp("local")
+    env = {"CASEBOOK_MLFLOW": str(folder), "CASEBOOK_ASSETS": str(folder), "CASEBOOK_OUTPUTS": str(folder)}
+    (folder / "results").mkdir()
+    process = _local("all", str(folder / "results"), env=env)
+    yield process, folder / "results"
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def local(local_process):
+    """The local reference's result of one scenario ("search", "zoo" or "sweep"), once it is written."""
+    process, folder = local_process
+
+    def result(scenario: str) -> dict:
+        path = folder / f"{scenario}.json"
+        deadline = time.monotonic() + 240
+        while not path.exists():
+            if process.poll() is not None and not path.exists():
+                pytest.fail(f"the local reference ended ({process.returncode}): {process.stderr.read()[-3000:]}")
+            assert time.monotonic() < deadline, f"no local {scenario} result in 240 s"
+            time.sleep(0.2)
+        return json.loads(path.read_text())
+
+    return result
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(namespace, mlflow_process, local_process):
+    """A head (1 CPU) and one worker (1 CPU), token authentication on; the MLflow server and the local
+    reference start meanwhile."""
     c = LocalCluster(workers=1, cpus=1, namespace=namespace)
     yield c
     c.stop()
@@ -75,10 +108,14 @@ def mlflow_server(namespace, mlflow_process):
 
 @pytest.fixture
 def two_nodes(ray_cluster):
-    """The session's cluster with its worker, started again if an earlier test killed it."""
-    if not ray_cluster.workers:
-        ray_cluster.add_worker()
-    return ray_cluster
+    """The module's cluster with its worker (started again if a test run before this one killed it)."""
+    return _with_worker(ray_cluster)
+
+
+def _with_worker(c: LocalCluster) -> LocalCluster:
+    if not c.workers:
+        c.add_worker()
+    return c
 
 
 @pytest.fixture(scope="module")
@@ -132,41 +169,20 @@ def _finished(client: subprocess.Popen) -> dict:
 
 
 @pytest.mark.usefixtures("refused_client")  # started now, read by the last test
-def test_a_search_on_the_cluster_gives_the_local_cv_results(two_nodes, mlflow_server, tmp_path):
-    local = _local("search", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # runs while the cluster works
+def test_a_search_on_the_cluster_gives_the_local_cv_results(two_nodes, mlflow_server, local):
     on_cluster = _client(two_nodes, "search", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
-    local = _finished(local)
+    local = local("search")
     assert on_cluster["ray"] and on_cluster["nodes"] == 2
     assert not local["ray"]
     assert on_cluster["scores"] == local["scores"]
     assert len(local["scores"]["params"]) == 2
 
 
-def test_a_sweep_lands_finished_child_runs_and_the_local_champion(two_nodes, mlflow_server, tmp_path):
-    local = _local("sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW": str(tmp_path)})  # beside the cluster's
-    on_cluster = _client(two_nodes, "sweep", "4", "ensemble", env={"CASEBOOK_MLFLOW_URI": mlflow_server})
-    local = _finished(local)
-    assert on_cluster["ray"] and not local["ray"]
-    names = ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"]
-    assert on_cluster["names"] == local["names"] == names
-    runs = on_cluster["runs"]
-    assert sorted(r["name"] for r in runs) == sorted([*names, "ensemble#1"])  # members read back from MLflow
-    assert all(r["status"] == "FINISHED" and r["parent"] == on_cluster["execution"] for r in runs)
-    assert all(r["models"] == 1 and r["val_roc_auc"] is not None for r in runs)
-    assert on_cluster["champion"] == local["champion"]
-    for name in names:
-        for metric, value in local["val"][name].items():
-            assert on_cluster["val"][name][metric] == pytest.approx(value, abs=1e-6), (name, metric)
-    assert on_cluster["ensemble_val"] == pytest.approx(local["ensemble_val"], abs=1e-6)
-
-
-def test_a_zoo_sweep_on_the_cluster_gives_the_local_networks(two_nodes, mlflow_server, tmp_path):
+def test_a_zoo_sweep_on_the_cluster_gives_the_local_networks(two_nodes, mlflow_server, local, tmp_path):
     """07's model zoo: the records and figures of trials run on other nodes reach the driver's folders."""
-    local_env = {"CASEBOOK_MLFLOW": str(tmp_path / "mlflow"), "CASEBOOK_ASSETS": str(tmp_path / "local")}
-    local = _local("zoo", env={**local_env, "CASEBOOK_OUTPUTS": str(tmp_path / "local")})
     env = {"CASEBOOK_MLFLOW_URI": mlflow_server, "CASEBOOK_ASSETS": str(tmp_path / "cluster")}
     on_cluster = _client(two_nodes, "zoo", env={**env, "CASEBOOK_OUTPUTS": str(tmp_path / "cluster")})
-    local = _finished(local)
+    local = local("zoo")
     assert on_cluster["ray"] and not local["ray"]
     assert on_cluster["val"] == pytest.approx(local["val"], abs=1e-6)
     for name, proba in local["test_proba"].items():
@@ -194,11 +210,14 @@ def _running(namespace: LoopbackNamespace, url: str) -> int:
     return int(done.stdout or 0) if done.returncode == 0 else 0
 
 
-def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(two_nodes, mlflow_server, namespace):
-    env = {**os.environ, **two_nodes.env, **QUIET, "CASEBOOK_MLFLOW_URI": mlflow_server}
-    client = two_nodes.popen(
-        [sys.executable, str(CLIENT), "sweep", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+@pytest.fixture(scope="module")
+def killed_sweep(ray_cluster, mlflow_server, namespace, local):
+    """08's 4-trial candidate sweep and its ensemble on the cluster, its worker killed while two trials log (one
+    sweep proves both the landed runs and the retry), and the same sweep in the local reference."""
+    env = {**QUIET, "CASEBOOK_MLFLOW_URI": mlflow_server}
+    argv = [sys.executable, str(CLIENT), "sweep", "4", "ensemble"]
+    two_nodes = _with_worker(ray_cluster)
+    client = two_nodes.popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while _running(namespace, mlflow_server) < 2:  # two trials logging: one on the head, one on the worker
         assert client.poll() is None and time.monotonic() < deadline, client.communicate()[1][-3000:]
@@ -206,11 +225,33 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(two_nodes, mlflow
     two_nodes.kill_worker(0)
     out, err = client.communicate(timeout=300)
     assert client.returncode == 0, err[-3000:]
-    result = _result(out)
-    names = sorted(r["name"] for r in result["runs"])
-    assert names == ["mobilenet#1", "mobilenet#2", "mobilenet#3"], names
-    assert all(r["status"] == "FINISHED" and r["models"] == 1 for r in result["runs"])
-    assert result["deleted_attempts"] >= 1  # the killed attempt's run, deleted by its retry
+    return _result(out), local("sweep")
+
+
+NAMES = ["mobilenet#1", "mobilenet#2", "mobilenet#3", "mobilenet#4"]
+
+
+def test_a_sweep_lands_finished_child_runs_and_the_local_champion(killed_sweep):
+    on_cluster, local = killed_sweep
+    assert on_cluster["ray"] and not local["ray"]
+    assert on_cluster["names"] == local["names"] == NAMES
+    runs = on_cluster["runs"]
+    assert sorted(r["name"] for r in runs) == sorted([*NAMES, "ensemble#1"])  # members read back from MLflow
+    assert all(r["status"] == "FINISHED" and r["parent"] == on_cluster["execution"] for r in runs)
+    assert all(r["models"] == 1 and r["val_roc_auc"] is not None for r in runs)
+    assert on_cluster["champion"] == local["champion"]
+    for name in NAMES:  # the killed trial's retry included: same seed, same numbers
+        for metric, value in local["val"][name].items():
+            assert on_cluster["val"][name][metric] == pytest.approx(value, abs=1e-6), (name, metric)
+    assert on_cluster["ensemble_val"] == pytest.approx(local["ensemble_val"], abs=1e-6)
+
+
+def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_run(killed_sweep):
+    on_cluster, _ = killed_sweep
+    trials = [r for r in on_cluster["runs"] if r["name"] != "ensemble#1"]
+    assert sorted(r["name"] for r in trials) == NAMES  # no run lost, none twice
+    assert all(r["status"] == "FINISHED" and r["models"] == 1 for r in trials)
+    assert on_cluster["deleted_attempts"] >= 1  # the killed attempt's run, deleted by its retry
 
 
 def test_a_client_without_the_token_is_refused_with_one_line(refused_client):
