@@ -10,6 +10,7 @@ off, each node's object store capped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -63,20 +64,17 @@ class LoopbackNamespace:
         _stop(self.process)
 
 
-def _stop(process: subprocess.Popen, grace: float = 2) -> None:
-    """SIGTERM to the process's group, then SIGKILL after ``grace`` seconds."""
-    if process.poll() is not None:
-        return
+def _stop(*processes: subprocess.Popen, grace: float = 2) -> None:
+    """SIGTERM to each process's group, all at once; SIGKILL to those still running ``grace`` seconds later."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        running = [p for p in processes if p.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+        deadline = time.monotonic() + wait
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(deadline - time.monotonic(), 0.01))
 
 
 class LocalCluster:
@@ -184,9 +182,7 @@ class LocalCluster:
         worker.wait()
 
     def stop(self) -> None:
-        for process in [*self.workers, self.head]:
-            if process is not None:
-                _stop(process)
+        _stop(*[p for p in [*self.workers, self.head] if p is not None])
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
