@@ -1,8 +1,11 @@
-"""casebook.cluster with CASEBOOK_RAY_ADDRESS unset: today's single-machine path, Ray never imported, and the
-records a sweep returns are plain data either way (the cluster itself: tests/test_cluster.py)."""
+"""casebook.cluster on one machine: CASEBOOK_RAY_ADDRESS unset (today's path, Ray never imported) and ``local``
+(an in-process Ray) give the same search results and sweep records, which are plain data either way (a cluster
+of separate nodes: tests/test_cluster.py)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -10,9 +13,11 @@ import numpy as np
 import pytest
 
 from casebook import cluster
+from casebook.cli.local_cluster import LoopbackNamespace, namespaces_available
 
-UNSET_PATH = """
-import sys
+# A search and a sweep; prints whether Ray ran them, the CV scores and the sweep's records.
+SEARCH_AND_SWEEP = """
+import json, sys
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.datasets import make_classification
 from sklearn.pipeline import Pipeline
@@ -23,16 +28,46 @@ X, y = make_classification(200, random_state=0)
 pipe = Pipeline([("model", RandomForestClassifier(n_estimators=5, random_state=0))])
 ours = search.run_search(pipe, {"max_depth": [2, 4]}, X, y, kind="grid", n_jobs=2)
 records = cluster.sweep(lambda c, k: {"twice": 2 * c["x"] + k}, [{"x": 1}, {"x": 2}], shared={"k": 1})
-assert records == [{"twice": 3}, {"twice": 5}], records
-assert "ray" not in sys.modules, "Ray was imported with CASEBOOK_RAY_ADDRESS unset"
-print(list(ours.cv_results_["mean_test_score"]))
+imported = "ray" in sys.modules
+ray = imported and sys.modules["ray"].is_initialized()
+scores = list(ours.cv_results_["mean_test_score"])
+print(json.dumps({"imported": imported, "ray": ray, "scores": scores, "records": records}))
 """
 
 
-def test_unset_address_is_todays_path_and_never_imports_ray(monkeypatch):
-    monkeypatch.delenv(cluster.ADDRESS, raising=False)
-    done = subprocess.run([sys.executable, "-c", UNSET_PATH], capture_output=True, text=True, timeout=120)
+def _search_and_sweep(argv_prefix: list[str], env: dict) -> dict:
+    argv = [*argv_prefix, sys.executable, "-c", SEARCH_AND_SWEEP]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _unset_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k != cluster.ADDRESS}
+
+
+def test_unset_address_is_todays_path_and_never_imports_ray():
+    unset = _search_and_sweep([], _unset_env())
+    assert unset["records"] == [{"twice": 3}, {"twice": 5}]
+    assert not unset["imported"], "Ray was imported with CASEBOOK_RAY_ADDRESS unset"
+    assert len(unset["scores"]) == 2
+
+
+@pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns")
+def test_local_is_an_in_process_ray_with_the_same_results_and_no_token_file_left(tmp_path):
+    """``local`` in a loopback-only namespace (Ray listens on the machine's interfaces): the same CV scores and
+    records as the unset path; the in-process cluster has a token of its own and writes no ``~/.ray/auth_token``."""
+    env = {**_unset_env(), cluster.ADDRESS: "local", "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH_")}
+    namespace = LoopbackNamespace()
+    try:
+        local = _search_and_sweep(namespace.wrap([]), env)
+    finally:
+        namespace.close()
+    unset = _search_and_sweep([], _unset_env())
+    assert local["ray"] and not unset["ray"]
+    assert local["scores"] == unset["scores"] and local["records"] == unset["records"]
+    assert not (tmp_path / ".ray").exists(), "the in-process cluster left a token file"
 
 
 def test_search_under_the_unset_cluster_equals_scikit_learns_own(monkeypatch):

@@ -4,7 +4,8 @@
 
 - unset: today's code path; Ray is not even imported. :func:`parallel` is joblib's own backend and
   :func:`sweep` a plain loop.
-- ``local``: an in-process Ray on this machine, to try it out.
+- ``local``: an in-process Ray on this machine, to try it out (token authentication with a token of its own,
+  unless ``RAY_AUTH_MODE`` is set).
 - ``host:port``: that cluster's head (``ray start --head`` there). Trials on other nodes cannot write to a local
   sqlite store, so a cluster needs ``CASEBOOK_MLFLOW_URI`` (the team's MLflow server) too.
 
@@ -103,6 +104,8 @@ def connect():
     # Ray reads its settings from the environment when it is imported: a refusing head fails in seconds
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
+    if where == "local" and "RAY_AUTH_MODE" not in os.environ:
+        _own_token()
     import ray
 
     if ray.is_initialized():
@@ -131,6 +134,16 @@ def connect():
             f"RAY_AUTH_TOKEN, or fix {ADDRESS}"
         )
     return ray
+
+
+def _own_token() -> None:
+    """An in-process cluster (``local``) gets token authentication with a fresh token of this process: its
+    ports are open on the machine's interfaces, and without an explicit mode Ray writes ``~/.ray/auth_token``
+    (readable by other users), which also switches every later ``ray start`` of this user to token mode."""
+    import secrets
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 
 
 @contextlib.contextmanager
