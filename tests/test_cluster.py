@@ -55,16 +55,21 @@ def mlflow_process(namespace, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_process(tmp_path_factory):
-    """The local reference of every test below (CASEBOOK_RAY_ADDRESS unset, today's code path), one process
-    started before the cluster: its work overlaps the cluster's start."""
+    """The local reference of every test below: the same client outside the cluster (CASEBOOK_RAY_ADDRESS unset,
+    today's single-process code path), one process started before the cluster, so that its work overlaps the
+    cluster's start. Its output goes to a file (a pipe nobody reads until the end could fill and stall it)."""
     folder = tmp_path_factory.mktemp("local")
-    env = {"CASEBOOK_MLFLOW": str(folder), "CASEBOOK_ASSETS": str(folder), "CASEBOOK_OUTPUTS": str(folder)}
+    env = {k: v for k, v in os.environ.items() if k != cluster.ADDRESS}
+    env |= {**QUIET, "CASEBOOK_MLFLOW": str(folder), "CASEBOOK_ASSETS": str(folder), "CASEBOOK_OUTPUTS": str(folder)}
     (folder / "results").mkdir()
-    process = _local("all", str(folder / "results"), env=env)
-    yield process, folder / "results"
+    log = open(folder / "client.log", "w")  # noqa: SIM115 (the process's lifetime)
+    argv = [sys.executable, str(CLIENT), "all", str(folder / "results")]
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield process, folder
     if process.poll() is None:
         process.kill()
         process.wait()
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +78,12 @@ def local(local_process):
     process, folder = local_process
 
     def result(scenario: str) -> dict:
-        path = folder / f"{scenario}.json"
+        path = folder / "results" / f"{scenario}.json"
         deadline = time.monotonic() + 240
         while not path.exists():
             if process.poll() is not None and not path.exists():
-                pytest.fail(f"the local reference ended ({process.returncode}): {process.stderr.read()[-3000:]}")
+                log = (folder / "client.log").read_text()[-3000:]
+                pytest.fail(f"the local reference ended with {process.returncode}: {log}")
             assert time.monotonic() < deadline, f"no local {scenario} result in 240 s"
             time.sleep(0.2)
         return json.loads(path.read_text())
@@ -147,25 +153,6 @@ def _client(c: LocalCluster, *args, env: dict | None = None, timeout: float = 24
 def _result(stdout: str) -> dict:
     """The client's JSON line (Ray may print notices about nodes to stdout after it)."""
     return json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith("{")))
-
-
-def _local(*args, env: dict) -> subprocess.Popen:
-    """The same client outside the cluster, started (read it with :func:`_finished`): CASEBOOK_RAY_ADDRESS
-    unset, today's single-process code path."""
-    clean = {k: v for k, v in os.environ.items() if k != cluster.ADDRESS}
-    return subprocess.Popen(
-        [sys.executable, str(CLIENT), *args],
-        env={**clean, **QUIET, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finished(client: subprocess.Popen) -> dict:
-    out, err = client.communicate(timeout=240)
-    assert client.returncode == 0, err[-3000:]
-    return _result(out)
 
 
 @pytest.mark.usefixtures("refused_client")  # started now, read by the last test
