@@ -42,7 +42,9 @@ def _search_and_sweep(argv_prefix: list[str], env: dict, *args: str) -> dict:
     argv = [*argv_prefix, sys.executable, "-c", SEARCH_AND_SWEEP, *args]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, f"Ray or Tune printed to stdout (a notebook's output): {lines[:-1]}"
+    return json.loads(lines[0])
 
 
 def _unset_env() -> dict:

@@ -252,6 +252,9 @@ def _storage() -> str:
 
 
 def _tune(trial, configs: list, name: str, shared: dict, max_retries: int) -> list[dict]:
+    # Tune's newer console output prints a configuration table and result paths even at verbose=0; the classic
+    # reporter prints nothing at 0, so a notebook's output shows the sweep's tables only
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
     need = resources()
