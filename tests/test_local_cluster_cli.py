@@ -18,9 +18,10 @@ import pytest
 
 from casebook.cli.local_cluster import namespaces_available
 
-pytestmark = pytest.mark.skipif(
-    not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns"
-)
+pytestmark = [
+    pytest.mark.xdist_group("ray-cluster"),  # one Ray cluster at a time on the machine
+    pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns"),
+]
 
 # What a user's client sees once it has exported the printed variables.
 NODES = """
