@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from casebook import cluster, config, tracking
+from casebook import cluster, config
+from casebook.tracking import backend, executions
 
 
 def search() -> dict:
@@ -53,13 +54,14 @@ def candidates(n: int) -> list:
 def sweep(n: int, ensemble: bool = False) -> dict:
     import numpy as np
 
-    from casebook import data, experiments
+    from casebook import experiments
     from casebook import preprocessing as pp
+    from casebook.data import chest_xray
     from casebook.training import xray
 
     experiment = "pneumonia"
-    execution = tracking.start_execution(experiment, "cluster-test")
-    index = data.chest_xray_index(n_per_class=12)
+    execution = executions.start_execution(experiment, "cluster-test")
+    index = chest_xray.chest_xray_index(n_per_class=12)
     train, val = pp.grouped_split(index, 0.3, config.DEFAULT_SEED)
     xray_data = pp.XrayData(train, val, img_size=64, batch_size=16, seed=config.DEFAULT_SEED)
     example = np.zeros((2, 64, 64, 3), dtype=np.float32)
@@ -68,8 +70,8 @@ def sweep(n: int, ensemble: bool = False) -> dict:
     )
     champion = max(records, key=lambda r: (r["val"]["roc_auc_pneumonia"], r["val"]["accuracy"]))
     mean = experiments.run_xray_ensemble(records, input_example=example)["val"] if ensemble else None
-    mlflow = tracking.setup(experiment)
-    landed = tracking.search(experiment)
+    mlflow = backend.setup(experiment)
+    landed = executions.search(experiment)
     runs = [
         {
             "name": row["tags.mlflow.runName"],
@@ -88,7 +90,7 @@ def sweep(n: int, ensemble: bool = False) -> dict:
     ]
     deleted = mlflow.search_runs(
         experiment_names=[experiment],
-        filter_string=f"tags.`{tracking.EXECUTION_TAG}` = '{execution}'",
+        filter_string=f"tags.`{executions.EXECUTION_TAG}` = '{execution}'",
         run_view_type=mlflow.entities.ViewType.DELETED_ONLY,
     )
     return {
@@ -104,19 +106,20 @@ def sweep(n: int, ensemble: bool = False) -> dict:
 
 
 def zoo() -> dict:
-    from casebook import experiments, redshift
+    from casebook import experiments
+    from casebook.redshift import baselines, simulator
 
     experiment = "redshift"
-    execution = tracking.start_execution(experiment, "cluster-test")
-    simulated = redshift.simulate(redshift.SimulationConfig(n=300, seed=3))
-    summaries = redshift.pdf_summaries(simulated.log_pdf, simulated.zgrid, simulated.log_evidence)
+    execution = executions.start_execution(experiment, "cluster-test")
+    simulated = simulator.simulate(simulator.SimulationConfig(n=300, seed=3))
+    summaries = baselines.pdf_summaries(simulated.log_pdf, simulated.zgrid, simulated.log_evidence)
     trials = [
         {"name": "CNN [DeltaZ]", "model": "CNN", "pool": 64},
         {"name": "CNN_2inputs [DeltaZ]", "model": "CNN_2inputs", "pool": 64, "extra_inputs": True},
     ]
     options = {"epochs": 2, "batch_size": 32, "threshold": 1e-3, "summaries": summaries}
     results = experiments.run_redshift_sweep(trials, simulated, "cluster-test", **options)
-    landed = tracking.search(experiment)
+    landed = executions.search(experiment)
     return {
         "ray": cluster.enabled(),
         "execution": execution,

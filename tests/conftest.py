@@ -18,6 +18,7 @@ for _threads in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_TH
 
 
 from casebook import config, data  # noqa: E402
+from casebook.data import fetch, registry  # noqa: E402
 
 
 @pytest.hookimpl(trylast=True)
@@ -80,9 +81,9 @@ def real_data_status() -> tuple[bool, list[str]]:
     if not config.data_root().is_dir():
         return False, []
     absent, corrupt = False, []
-    for key in data.REGISTRY:
+    for key in registry.REGISTRY:
         try:
-            data.dataset_dir(key, download=False)
+            fetch.dataset_dir(key, download=False)
         except (data.DataNotFoundError, data.DataRootError):
             absent = True
         except data.DataError as e:

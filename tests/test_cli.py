@@ -251,9 +251,9 @@ def test_help_is_fast_and_imports_no_framework():
 
 def test_cli_choices_match_the_package():
     """The tools keep import-free copies of the package's names (for a fast --help); they must not drift."""
-    from casebook import redshift
     from casebook.cli import train_classifier, train_redshift
+    from casebook.redshift import dataset
 
     assert train_classifier.MODELS == tabular.TABULAR_MODELS
     assert set(train_redshift.MODELS) == set(redshift_nets.NETWORKS)
-    assert train_redshift.TARGETS == redshift.TARGETS and train_redshift.INPUTS == redshift.INPUTS
+    assert train_redshift.TARGETS == dataset.TARGETS and train_redshift.INPUTS == dataset.INPUTS

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from casebook import config, data, notebooks
+from casebook import config, notebooks
+from casebook.data import chest_xray, fetch
 from casebook.models import mlp, vision
 from casebook.training import mlp_classifier, torch_loop
 
@@ -149,10 +150,10 @@ def test_channels_last_moves_model_and_tensors_to_the_device():
 def test_a_chest_xray_dataset_attached_on_kaggle_is_found(tmp_path, monkeypatch, empty_root):
     attached = tmp_path / "kaggle-input" / "chest-xray-pneumonia" / "chest_xray"
     for split in ("train", "test"):
-        for cls in data.CHEST_CLASSES:
+        for cls in chest_xray.CHEST_CLASSES:
             (attached / split / cls).mkdir(parents=True)
-    monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "kaggle-input")
-    assert data.kaggle_chest_dir() == attached
-    assert data.dataset_dir("chest-xray") == attached
-    monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "nowhere")
-    assert data.kaggle_chest_dir() is None
+    monkeypatch.setattr(fetch, "KAGGLE_INPUT", tmp_path / "kaggle-input")
+    assert fetch.kaggle_chest_dir() == attached
+    assert fetch.dataset_dir("chest-xray") == attached
+    monkeypatch.setattr(fetch, "KAGGLE_INPUT", tmp_path / "nowhere")
+    assert fetch.kaggle_chest_dir() is None

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casebook import config, data
+from casebook import config
 from casebook import preprocessing as pp
+from casebook.data import mnist
 from casebook.models import mlp, summary, vision
 from casebook.training import keras_loops, result, torch_loop
 
@@ -66,9 +67,9 @@ def test_benchmark_compares_the_same_number_of_batches(empty_root, smoke):
     import torch
     import torchvision.transforms as T
 
-    s = data.load_mnist()
+    s = mnist.load_mnist()
     x, y = pp.images_to_tensor(s.x_train), torch.from_numpy(s.y_train)
-    ds = data.torchvision_dataset("mnist", True, T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))]))
+    ds = mnist.torchvision_dataset("mnist", True, T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))]))
     xb, yb = ds[0]
     assert xb.shape == (1, 28, 28) and torch.allclose(xb, x[0], atol=1e-6) and yb == int(y[0])
     loops = torch_loop.benchmark_loops(vision.make_mnist_cnn, x, y, ds, n_batches=3, x_val=x[:64], y_val=y[:64])

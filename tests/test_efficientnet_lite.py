@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from casebook import config, data
+from casebook.data import weights
 from casebook.models import efficientnet_lite, transfer
 
 config.quiet_tensorflow()
@@ -63,7 +64,7 @@ def test_imagenet_weights_match_pytorch_and_recognise_a_daisy():
     import torch
     from sklearn.datasets import load_sample_image
 
-    path = data.lite_weights_path("efficientnet_lite0")
+    path = weights.lite_weights_path("efficientnet_lite0")
     state = efficientnet_lite.lite_state_dict(path)
     torch_net, _ = _torch_lite(
         {k: torch.from_numpy(v) for k, v in state.items()}
@@ -99,7 +100,7 @@ def test_build_model_accepts_the_lite_backbone_with_in_model_preprocessing():
 
 def test_a_weight_file_that_is_not_the_verified_one_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("CASEBOOK_DATA", str(tmp_path))
-    file_name = data.LITE_WEIGHTS["efficientnet_lite0"][0]
+    file_name = weights.LITE_WEIGHTS["efficientnet_lite0"][0]
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / file_name).write_bytes(b"not the weights")
     with pytest.raises(data.DataFormatError, match="checksum mismatch"):

@@ -7,8 +7,9 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
-from casebook import data, persistence
+from casebook import persistence
 from casebook import preprocessing as pp
+from casebook.data import magic
 from casebook.models import tabular
 from casebook.training import mlp_classifier
 
@@ -37,7 +38,7 @@ def _rows(a):
 
 @pytest.fixture
 def split(empty_root, smoke):
-    X, y = pp.gamma_xy(data.load_magic())
+    X, y = pp.gamma_xy(magic.load_magic())
     return pp.stratified_split(X, y, test_size=0.25, seed=0)
 
 

@@ -7,8 +7,9 @@ import json
 import nbformat
 import pytest
 
-from casebook import config, report
+from casebook import config
 from casebook.notebooks import audit, execute, list_notebooks
+from casebook.report import results_file
 
 NOTEBOOKS = list_notebooks()
 MAX_FUNCTION_LINES = 6  # anything longer belongs in src/casebook/
@@ -88,9 +89,9 @@ def test_the_record_check_can_fail():
 def test_published_best_is_the_validation_choice(path):
     """Each results file records how its model was chosen, and ``best`` is that choice (baselines included)."""
     d = json.loads(path.read_text())
-    report.validate_results(d)
+    results_file.validate_results(d)
     if "selection" in d:
-        assert report.chosen_by(d["selection"]) == d["best"]
+        assert results_file.chosen_by(d["selection"]) == d["best"]
     else:  # nothing to choose from
         assert len(d["models"]) == 1, f"{path.name} has several models but no record of how the best was chosen"
     assert d["mode"] == "full" and set(d["runtimes"]) and all(k[:2].isdigit() for k in d["runtimes"])

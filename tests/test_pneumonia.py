@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from casebook import config, data
+from casebook import config
 from casebook import preprocessing as pp
+from casebook.data import chest_xray, weights
 from casebook.models import transfer
 from casebook.training import xray
 
@@ -77,7 +78,7 @@ def test_image_pipeline_pads_to_square_and_uses_the_backbone_preprocessing(tmp_p
 
 
 def test_grouped_split_keeps_patients_on_one_side(empty_root, smoke):
-    idx = data.chest_xray_index()
+    idx = chest_xray.chest_xray_index()
     tr, va = pp.grouped_split(idx, 0.25, seed=0)
     assert not set(tr.patient_id) & set(va.patient_id)
     assert set(tr.label) == set(va.label) == {0, 1} and len(tr) + len(va) == (idx.split == "train").sum()
@@ -95,27 +96,27 @@ def test_offline_imagenet_weights_load(real_data, tmp_path, monkeypatch):
     assert conv1.shape == (3, 3, 3, 8) and np.abs(conv1).sum() > 0
     import h5py
 
-    with h5py.File(data.keras_weights_path(install=False)) as f:
+    with h5py.File(weights.keras_weights_path(install=False)) as f:
         stored = f["conv1"]["conv1"]["kernel:0"][()]
     assert np.array_equal(conv1, stored)
 
 
 def test_tracking_round_trip_log_search_alias_load(tmp_path):
-    from casebook import tracking
+    from casebook.tracking import executions, model_registry, run_logging
 
     x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32")
     m = transfer.build_model({**TINY, "strategy": "feature_extraction"}, [{"type": "dense", "units": 4}])
-    with tracking.run(
+    with run_logging.run(
         "pneumonia-test",
-        tracking.next_run_name("pneumonia-test", "mobilenet"),
+        executions.next_run_name("pneumonia-test", "mobilenet"),
         params={"backbone": "mobilenet"},
         tags={"stage": "candidate"},
     ) as r:
-        tracking.log_model(m, "keras", input_example=x[:2])
-    runs = tracking.search("pneumonia-test", "tags.stage = 'candidate'")
+        run_logging.log_model(m, "keras", input_example=x[:2])
+    runs = executions.search("pneumonia-test", "tags.stage = 'candidate'")
     assert runs.iloc[0]["run_id"] == r.info.run_id and runs.iloc[0]["tags.mlflow.runName"] == "mobilenet#1"
-    version = tracking.register_alias(r.info.run_id, "pneumonia-test-model", "champion")
-    loaded = tracking.load_by_alias("pneumonia-test-model", "champion")
+    version = model_registry.register_alias(r.info.run_id, "pneumonia-test-model", "champion")
+    loaded = model_registry.load_by_alias("pneumonia-test-model", "champion")
     assert version == 1
     np.testing.assert_allclose(loaded.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
     assert xray.predict_dataset(m, [(x[:4], np.zeros(4))])[0].shape == (4,)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from casebook import config
-from casebook import redshift as rz
 from casebook.data import DataFormatError, DataNotFoundError
 from casebook.models import redshift_nets
+from casebook.redshift import baselines, catalogue, dataset, files, seed_api, simulator
 
 # one worker runs the whole module, so its module-scoped fixture is built once (conftest: loadgroup)
 pytestmark = pytest.mark.xdist_group("redshift-sim")
@@ -17,20 +17,20 @@ pytestmark = pytest.mark.xdist_group("redshift-sim")
 
 @pytest.fixture(scope="module")
 def sim():
-    return rz.simulate(rz.SimulationConfig(n=400, seed=3))
+    return simulator.simulate(simulator.SimulationConfig(n=400, seed=3))
 
 
 def test_grid_is_uniform_in_log_one_plus_z():
-    g = rz.make_grid()
+    g = catalogue.make_grid()
     step = np.diff(np.log1p(g.astype(np.float64)))
     assert g.shape == (17908,) and g[0] == 0 and abs(g[-1] - 5) < 1e-5
     assert abs(step.mean() - 1e-4) < 1e-6 and step.std() < 1e-6
 
 
 def test_simulator_is_deterministic_and_consistent(sim):
-    again = rz.simulate(rz.SimulationConfig(n=400, seed=3))
+    again = simulator.simulate(simulator.SimulationConfig(n=400, seed=3))
     assert np.array_equal(sim.log_pdf, again.log_pdf) and (sim.attributes == again.attributes).all()
-    assert not np.array_equal(sim.log_pdf, rz.simulate(rz.SimulationConfig(n=400, seed=4)).log_pdf)
+    assert not np.array_equal(sim.log_pdf, simulator.simulate(simulator.SimulationConfig(n=400, seed=4)).log_pdf)
     p = np.exp(sim.log_pdf.astype(np.float64))
     np.testing.assert_allclose(p.sum(1), 1, rtol=1e-4)  # normalised PDFs
     z_est, z_ref = sim.attributes[:, 1].astype(float), sim.attributes[:, 2].astype(float)
@@ -38,51 +38,51 @@ def test_simulator_is_deterministic_and_consistent(sim):
     np.testing.assert_allclose(sim.delta_z, (z_est - z_ref) / (1 + z_ref), rtol=1e-9)
     ok = sim.status == "success"
     assert np.abs(sim.delta_z[ok]).max() < 0.01 and np.abs(sim.delta_z[~ok]).min() > 1e-3
-    assert set(sim.status) == set(rz.STATUSES) and set(sim.flag) <= set(rz.FLAG_VALUES)
+    assert set(sim.status) == set(catalogue.STATUSES) and set(sim.flag) <= set(catalogue.FLAG_VALUES)
     # failures concentrate at low S/N, as in a survey
     snr = sim.attributes[:, 4].astype(float)
     assert np.median(snr[~ok]) < np.median(snr[ok])
 
 
 def test_reader_round_trip_and_bad_files(sim, tmp_path):
-    rz.save_files(sim, tmp_path / "redshift")
-    back = rz.read_files(tmp_path / "redshift")
+    files.save_files(sim, tmp_path / "redshift")
+    back = files.read_files(tmp_path / "redshift")
     assert np.array_equal(back.log_pdf, sim.log_pdf) and not back.simulated
     with pytest.raises(DataNotFoundError, match="pdfs32.npy"):
-        rz.read_files(tmp_path / "nowhere")
+        files.read_files(tmp_path / "nowhere")
     with pytest.raises(DataFormatError, match="grid mismatch"):
-        rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid[:-1], sim.attributes))
+        files.validate(catalogue.RedshiftData(sim.log_pdf, sim.zgrid[:-1], sim.attributes))
     with pytest.raises(DataFormatError, match="do not match"):
-        rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid, sim.attributes[:-1]))
+        files.validate(catalogue.RedshiftData(sim.log_pdf, sim.zgrid, sim.attributes[:-1]))
     bad = sim.log_pdf.copy()
     bad[7, 100] = np.nan
     with pytest.raises(DataFormatError, match="NaN or inf"):
-        rz.validate(rz.RedshiftData(bad, sim.zgrid, sim.attributes))
+        files.validate(catalogue.RedshiftData(bad, sim.zgrid, sim.attributes))
     attrs = sim.attributes.copy()
     attrs[[1, 2], -1] = [5.5, 7.0]
     with pytest.raises(DataFormatError, match="unknown flag values"):
-        rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid, attrs))
-    kept = rz.validate(rz.RedshiftData(sim.log_pdf, sim.zgrid, attrs), on_bad_flag="exclude")
+        files.validate(catalogue.RedshiftData(sim.log_pdf, sim.zgrid, attrs))
+    kept = files.validate(catalogue.RedshiftData(sim.log_pdf, sim.zgrid, attrs), on_bad_flag="exclude")
     assert len(kept.log_pdf) == len(sim.log_pdf) - 2 and sum(kept.excluded.values()) == 2
 
 
 def test_targets_and_inputs(sim):
-    y, names = rz.make_target(sim, "DeltaZ", 5e-3)
+    y, names = dataset.make_target(sim, "DeltaZ", 5e-3)
     assert names == ["|ΔZ| ≥ 0.005", "|ΔZ| < 0.005"] and np.array_equal(y, np.abs(sim.delta_z) < 5e-3)
-    y3, n3 = rz.make_target(sim, "Success3")
+    y3, n3 = dataset.make_target(sim, "Success3")
     assert n3 == ["success", "spurious", "mismatch"] and set(y3) == {0, 1, 2}
-    yf, _ = rz.make_target(sim, "Flag3")
+    yf, _ = dataset.make_target(sim, "Flag3")
     assert np.array_equal(yf == 1, np.isin(sim.flag, [2, 9]))
     with pytest.raises(ValueError, match="unknown target"):
-        rz.make_target(sim, "Nope")
-    x = rz.make_input(sim, "logLikelihood", np.arange(3))
+        dataset.make_target(sim, "Nope")
+    x = dataset.make_input(sim, "logLikelihood", np.arange(3))
     np.testing.assert_allclose(x[..., 0], sim.log_pdf[:3] + sim.log_evidence[:3, None], rtol=1e-5)
-    assert rz.make_input(sim, "PDF", np.arange(3)).max() == 1.0
+    assert dataset.make_input(sim, "PDF", np.arange(3)).max() == 1.0
 
 
 def test_undersampling_touches_the_training_set_only(sim):
-    plain = rz.load_dataset("DeltaZ", undersample=False, data=sim, seed=1)
-    bal = rz.load_dataset("DeltaZ", undersample=True, data=sim, seed=1)
+    plain = seed_api.load_dataset("DeltaZ", undersample=False, data=sim, seed=1)
+    bal = seed_api.load_dataset("DeltaZ", undersample=True, data=sim, seed=1)
     counts = np.bincount(bal.y_train)
     assert counts[0] == counts[1] and len(bal.y_train) < len(plain.y_train)
     assert np.array_equal(bal.idx_valid, plain.idx_valid) and np.array_equal(bal.idx_test, plain.idx_test)
@@ -105,24 +105,28 @@ def test_undersampling_touches_the_training_set_only(sim):
 
 
 def test_load_processed_caches_the_splits_per_setting(sim, tmp_path, monkeypatch):
-    a = rz.load_processed("Success3", data=sim, folder=tmp_path)
+    a = seed_api.load_processed("Success3", data=sim, folder=tmp_path)
     assert len(list((tmp_path / "Success3" / "unbalanced").glob("*/TRAIN/X.npy"))) == 1
-    monkeypatch.setattr(rz, "load_dataset", lambda *a, **k: pytest.fail("the cache was not used"))
-    b = rz.load_processed("Success3", data=sim, folder=tmp_path)  # from disk
+    monkeypatch.setattr(seed_api, "load_dataset", lambda *a, **k: pytest.fail("the cache was not used"))
+    b = seed_api.load_processed("Success3", data=sim, folder=tmp_path)  # from disk
     assert (
         np.array_equal(a.X_test, b.X_test) and np.array_equal(a.y_train, b.y_train) and b.class_names == a.class_names
     )
     assert np.array_equal(a.z_test, b.z_test) and b.z_train is not None  # the second input survives the cache
     monkeypatch.undo()
-    for other in (dict(input_data="PDF"), dict(seed=7), dict(data=rz.simulate(rz.SimulationConfig(n=400, seed=9)))):
-        c = rz.load_processed("Success3", folder=tmp_path, **{"data": sim, **other})
+    for other in (
+        dict(input_data="PDF"),
+        dict(seed=7),
+        dict(data=simulator.simulate(simulator.SimulationConfig(n=400, seed=9))),
+    ):
+        c = seed_api.load_processed("Success3", folder=tmp_path, **{"data": sim, **other})
         assert not (np.array_equal(c.X_train, a.X_train) and np.array_equal(c.y_train, a.y_train)), other
     assert len(list((tmp_path / "Success3" / "unbalanced").glob("*/TRAIN/X.npy"))) == 4
 
 
 def test_summaries(sim):
-    f = rz.pdf_summaries(sim.log_pdf[:20], sim.zgrid, sim.log_evidence[:20])
-    assert f.shape == (20, len(rz.SUMMARY_NAMES)) and np.isfinite(f).all()
+    f = baselines.pdf_summaries(sim.log_pdf[:20], sim.zgrid, sim.log_evidence[:20])
+    assert f.shape == (20, len(baselines.SUMMARY_NAMES)) and np.isfinite(f).all()
 
 
 @pytest.mark.parametrize("name", ["CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs"])
@@ -174,20 +178,20 @@ def test_training_cli_writes_model_record_and_figure(tmp_path, monkeypatch, empt
 def test_pooling_keeps_every_peak_and_the_split():
     import numpy as np
 
-    from casebook import redshift
+    from casebook.redshift import baselines, dataset, seed_api, simulator
 
     x = np.full((2, 35), -30.0, dtype=np.float32)
     x[0, 3], x[1, 33] = -1.0, -2.0  # one peak each, the second in the padded tail
-    pooled = redshift.pool_pdfs(x, 16)
+    pooled = dataset.pool_pdfs(x, 16)
     assert pooled.shape == (2, 3, 1) and pooled[0, 0, 0] == -1.0 and pooled[1, 2, 0] == -2.0
     assert pooled.min() == -30.0  # the tail is padded with the row minimum, never with zeros
-    d = redshift.simulate(redshift.SimulationConfig(n=200, seed=3))
-    full = redshift.load_dataset("DeltaZ", False, data=d)
-    small = redshift.load_dataset("DeltaZ", False, data=d, pool=16)
+    d = simulator.simulate(simulator.SimulationConfig(n=200, seed=3))
+    full = seed_api.load_dataset("DeltaZ", False, data=d)
+    small = seed_api.load_dataset("DeltaZ", False, data=d, pool=16)
     assert np.array_equal(full.idx_test, small.idx_test) and small.X_train.shape[1] == -(-17908 // 16)
-    assert np.allclose(redshift.pool_pdfs(full.X_train, 16), small.X_train)
-    summaries = redshift.pdf_summaries(d.log_pdf, d.zgrid, d.log_evidence)
-    extra = redshift.with_extra_inputs(small, summaries)
+    assert np.allclose(dataset.pool_pdfs(full.X_train, 16), small.X_train)
+    summaries = baselines.pdf_summaries(d.log_pdf, d.zgrid, d.log_evidence)
+    extra = dataset.with_extra_inputs(small, summaries)
     assert extra.z_train.shape == (len(small.y_train), 6) and np.allclose(extra.z_test, summaries[small.idx_test])
 
 
@@ -195,20 +199,20 @@ def test_ceilings_use_the_simulators_hidden_quantities_and_bound_the_baseline():
     import numpy as np
     import pytest
 
-    from casebook import redshift
+    from casebook.redshift import baselines, catalogue, seed_api, simulator
 
-    d = redshift.simulate(redshift.SimulationConfig(n=1500, seed=5))
-    assert set(d.latent) == set(redshift.LATENT_NAMES)
+    d = simulator.simulate(simulator.SimulationConfig(n=1500, seed=5))
+    assert set(d.latent) == set(simulator.LATENT_NAMES)
     lost = d.latent["true_rank"] == -1
     assert np.all(d.status[lost] == "mismatch") and np.all(d.status[d.latent["true_rank"] > 0] != "success")
-    ds = redshift.load_dataset("DeltaZ", False, data=d)
-    summaries = redshift.pdf_summaries(d.log_pdf, d.zgrid, d.log_evidence)
-    _, baseline, _ = redshift.fit_feature_classifier(summaries, ds, 0)
-    _, oracle, proba = redshift.fit_feature_classifier(redshift.ceiling_features(d, oracle=True), ds, 0)
+    ds = seed_api.load_dataset("DeltaZ", False, data=d)
+    summaries = baselines.pdf_summaries(d.log_pdf, d.zgrid, d.log_evidence)
+    _, baseline, _ = baselines.fit_feature_classifier(summaries, ds, 0)
+    _, oracle, proba = baselines.fit_feature_classifier(simulator.ceiling_features(d, oracle=True), ds, 0)
     assert oracle >= baseline - 0.02 and proba.shape == (len(ds.y_test), 2)
-    real = redshift.RedshiftData(d.log_pdf[:5], d.zgrid, d.attributes[:5], simulated=False)
+    real = catalogue.RedshiftData(d.log_pdf[:5], d.zgrid, d.attributes[:5], simulated=False)
     with pytest.raises(ValueError, match="real data has none"):
-        redshift.ceiling_features(real)
+        simulator.ceiling_features(real)
 
 
 def test_recurrent_trunks_shorten_any_input_to_a_few_dozen_steps():
@@ -222,16 +226,17 @@ def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch
     """07's zoo as a sweep (a plain loop here; Ray trials on a cluster, tests/test_cluster.py): each trial seeds
     itself and returns plain data, from which the driver rebuilds the TrainingResult, writes the seed record
     and saves its figure; the numbers equal those of the same network trained directly."""
-    from casebook import experiments, tracking
+    from casebook import experiments
+    from casebook.tracking import backend, executions
 
     monkeypatch.setenv("CASEBOOK_MLFLOW", str(tmp_path / "mlflow"))
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
     monkeypatch.delenv("CASEBOOK_RAY_ADDRESS", raising=False)
-    tracking.start_execution("redshift-sweep", "test")
+    executions.start_execution("redshift-sweep", "test")
     options = {"epochs": 2, "batch_size": 64, "threshold": 1e-3, "seed": 5}
     trial = {"name": "CNN [Success3]", "model": "CNN", "target": "Success3", "pool": 64, "undersample": True}
     swept = experiments.run_redshift_sweep([trial], sim, "nb", experiment="redshift-sweep", **options)
-    split = rz.load_dataset("Success3", True, seed=5, data=sim, pool=64)
+    split = seed_api.load_dataset("Success3", True, seed=5, data=sim, pool=64)
     direct = experiments.run_redshift_experiment(
         "CNN", split, 2, 64, "nb", label="direct", experiment="redshift-sweep", seed=5, checkpoint_dir=tmp_path
     )
@@ -243,8 +248,8 @@ def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch
     record = json.loads(Path(result.outputs["record_file"]).read_text())
     assert record["conf_matrix_test"] == direct.outputs["record"]["conf_matrix_test"]
     assert (tmp_path / "assets" / "nb" / "report_CNN__Success3.png").is_file()
-    runs = tracking.search("redshift-sweep", "tags.mlflow.runName = 'CNN [Success3]'")
+    runs = executions.search("redshift-sweep", "tags.mlflow.runName = 'CNN [Success3]'")
     assert runs["status"].tolist() == ["FINISHED"] and runs["params.undersample"].tolist() == ["True"]
-    logged = tracking.setup("redshift-sweep").MlflowClient().list_artifacts(result.outputs["run_id"], "figures")
+    logged = backend.setup("redshift-sweep").MlflowClient().list_artifacts(result.outputs["run_id"], "figures")
     assert [f.path for f in logged] == ["figures/report.png"]  # drawn once, by the driver, into the trial's run
     assert (tmp_path / "best.keras").is_file()

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from casebook import config, report
+from casebook import config
+from casebook.report import figures, metrics, readme_table, results_file
 
 
 def test_bootstrap_ci_brackets_the_value_and_shrinks_with_n(full):
@@ -12,7 +13,7 @@ def test_bootstrap_ci_brackets_the_value_and_shrinks_with_n(full):
     def run(n):
         y = rng.integers(0, 2, n)
         s = np.clip(y * 0.6 + rng.normal(0.2, 0.3, n), 0, 1)
-        return report.bootstrap_metrics(y, (s > 0.5).astype(int), s, n_boot=300)
+        return metrics.bootstrap_metrics(y, (s > 0.5).astype(int), s, n_boot=300)
 
     small, big = run(200), run(5000)
     for m in ("accuracy", "roc_auc", "pr_auc", "f1"):
@@ -23,15 +24,15 @@ def test_bootstrap_ci_brackets_the_value_and_shrinks_with_n(full):
 
 def test_bootstrap_perfect_predictions():
     y = np.array([0, 1] * 50)
-    r = report.bootstrap_metrics(y, y, y.astype(float), n_boot=50)
+    r = metrics.bootstrap_metrics(y, y, y.astype(float), n_boot=50)
     assert r["accuracy"] == {"value": 1.0, "ci95": [1.0, 1.0]}
 
 
 def test_tpr_at_fpr():
     y = np.array([0] * 100 + [1] * 100)
     s = np.r_[np.linspace(0, 0.5, 100), np.linspace(0.4, 1.0, 100)]
-    assert report.tpr_at_fpr(y, s, 0.0) < report.tpr_at_fpr(y, s, 0.05) <= 1.0
-    assert report.tpr_at_fpr(y, s, 0.5) == 1.0
+    assert metrics.tpr_at_fpr(y, s, 0.0) < metrics.tpr_at_fpr(y, s, 0.05) <= 1.0
+    assert metrics.tpr_at_fpr(y, s, 0.5) == 1.0
 
 
 def _models():
@@ -43,8 +44,8 @@ def _models():
 
 def test_results_file_schema_and_readme_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
-    selection = report.selection_record("validation accuracy", {"a": 0.91, "b": 0.85})
-    path = report.write_results(
+    selection = results_file.selection_record("validation accuracy", {"a": 0.91, "b": 0.85})
+    path = results_file.write_results(
         "demo",
         "toy",
         "80/20 split",
@@ -57,65 +58,65 @@ def test_results_file_schema_and_readme_table(tmp_path, monkeypatch):
     d = json.loads(path.read_text())
     assert path.parent == config.results_dir() and d["best"] == "a" and d["runtime_s"] == 72.3
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nstale table\n{report.README_END}\noutro\n")
-    assert report.update_readme(readme, path.parent)
+    readme.write_text(f"intro\n{readme_table.README_START}\nstale table\n{readme_table.README_END}\noutro\n")
+    assert readme_table.update_readme(readme, path.parent)
     text = readme.read_text()
     assert (
         "| demo" in text and "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
     )
     assert "a (baseline), by validation accuracy" in text and "01 0.2 min<br>02 1.0 min" in text
-    assert not report.update_readme(readme, path.parent)  # idempotent
+    assert not readme_table.update_readme(readme, path.parent)  # idempotent
 
 
 def test_bad_results_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="best model"):
-        report.write_results("demo2", "toy", "p", {"nb": 1}, _models(), "zzz")
+        results_file.write_results("demo2", "toy", "p", {"nb": 1}, _models(), "zzz")
     with pytest.raises(ValueError, match="ci95"):
-        report.write_results("demo2", "toy", "p", {"nb": 1}, {"a": {"accuracy": 0.9}}, "a")
+        results_file.write_results("demo2", "toy", "p", {"nb": 1}, {"a": {"accuracy": 0.9}}, "a")
     # "best" must be what the recorded selection picks (here: b on validation, not a)
     with pytest.raises(ValueError, match="selection .validation accuracy. picks 'b'"):
-        report.write_results(
+        results_file.write_results(
             "demo2",
             "toy",
             "p",
             {"nb": 1},
             _models(),
             "a",
-            selection=report.selection_record("validation accuracy", {"a": 0.8, "b": 0.9}),
+            selection=results_file.selection_record("validation accuracy", {"a": 0.8, "b": 0.9}),
         )
-    lower = report.selection_record("validation RMSE", {"a": 0.5, "b": 0.4}, higher_is_better=False)
-    assert report.chosen_by(lower) == "b"
-    declared = report.selection_record("validation AUC", {"a": 0.9, "b": 0.8}, rule="the ensemble", chosen="b")
-    assert report.chosen_by(declared) == "b" and declared["scores"] == {"a": 0.9, "b": 0.8}
+    lower = results_file.selection_record("validation RMSE", {"a": 0.5, "b": 0.4}, higher_is_better=False)
+    assert results_file.chosen_by(lower) == "b"
+    declared = results_file.selection_record("validation AUC", {"a": 0.9, "b": 0.8}, rule="the ensemble", chosen="b")
+    assert results_file.chosen_by(declared) == "b" and declared["scores"] == {"a": 0.9, "b": 0.8}
     with pytest.raises(ValueError, match="not among the scored models"):
-        report.selection_record("validation AUC", {"a": 0.9}, rule="the ensemble", chosen="c")
+        results_file.selection_record("validation AUC", {"a": 0.9}, rule="the ensemble", chosen="c")
     assert not (config.results_dir() / "demo2.json").exists()
     readme = tmp_path / "README.md"
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="results:start"):
-        report.update_readme(readme)
+        readme_table.update_readme(readme)
 
 
 def test_figures_are_saved_under_assets():
     import matplotlib.pyplot as plt
 
-    ax = report.plot_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], ["neg", "pos"])
-    path = report.save_fig(ax.figure, "00_test", "cm")
+    ax = figures.plot_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], ["neg", "pos"])
+    path = figures.save_fig(ax.figure, "00_test", "cm")
     plt.close("all")
     assert path == config.assets_root() / "00_test" / "cm.png" and path.stat().st_size > 1000
-    axes = report.plot_learning_curves({"loss": [1, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8]})
+    axes = figures.plot_learning_curves({"loss": [1, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8]})
     assert len(axes) == 2
     for ax in axes:  # whole epochs only
         assert [t for t in ax.get_xticks() if 0.5 <= t <= 2.5] == [1, 2]
-    axes = report.plot_learning_curves({"loss": list(np.linspace(1, 0, 40))})
+    axes = figures.plot_learning_curves({"loss": list(np.linspace(1, 0, 40))})
     ticks = [t for t in axes[0].get_xticks() if 0.5 <= t <= 40.5]
     assert ticks and all(float(t).is_integer() for t in ticks)
-    report.plot_roc_pr(np.array([0, 1, 0, 1]), {"m": np.array([0.1, 0.9, 0.4, 0.6])})
+    figures.plot_roc_pr(np.array([0, 1, 0, 1]), {"m": np.array([0.1, 0.9, 0.4, 0.6])})
     plt.close("all")
 
 
 def test_classification_report_frame():
-    df = report.classification_report_frame([0, 1, 1, 2], [0, 1, 2, 2], ["a", "b", "c"])
+    df = metrics.classification_report_frame([0, 1, 1, 2], [0, 1, 2, 2], ["a", "b", "c"])
     assert list(df.index[:3]) == ["a", "b", "c"] and df.loc["b", "recall"] == 0.5 and df.attrs["accuracy"] == 0.75
 
 
@@ -134,17 +135,17 @@ def test_vectorised_bootstrap_equals_the_reference_loop(full):
     y = rng.integers(0, 2, 300)
     s = np.round(np.clip(y * 0.4 + rng.normal(0.3, 0.3, 300), 0, 1), 1)  # rounded: many ties
     p = (s > 0.5).astype(int)
-    fast = report.bootstrap_metrics(y, p, s, n_boot=100, seed=1)
-    slow_fns = {k: _unvectorised(f) for k, f in report.CLASSIFICATION_METRICS.items()}
-    slow = report.bootstrap_metrics(y, p, s, metrics=slow_fns, n_boot=100, seed=1)
+    fast = metrics.bootstrap_metrics(y, p, s, n_boot=100, seed=1)
+    slow_fns = {k: _unvectorised(f) for k, f in metrics.CLASSIFICATION_METRICS.items()}
+    slow = metrics.bootstrap_metrics(y, p, s, metrics=slow_fns, n_boot=100, seed=1)
     assert fast == slow
     yr = rng.normal(size=200)
     pr = yr + rng.normal(0, 0.5, 200)
-    fast = report.bootstrap_metrics(yr, pr, metrics=report.REGRESSION_METRICS, n_boot=50)
-    slow = report.bootstrap_metrics(
+    fast = metrics.bootstrap_metrics(yr, pr, metrics=metrics.REGRESSION_METRICS, n_boot=50)
+    slow = metrics.bootstrap_metrics(
         yr,
         pr,
-        metrics={k: _unvectorised(f) for k, f in report.REGRESSION_METRICS.items()},
+        metrics={k: _unvectorised(f) for k, f in metrics.REGRESSION_METRICS.items()},
         n_boot=50,
     )
     for k in fast:
@@ -152,7 +153,7 @@ def test_vectorised_bootstrap_equals_the_reference_loop(full):
 
 
 def test_gamma_metrics_measure_acceptance_of_class_0_at_fixed_hadron_contamination():
-    fns = report.gamma_metrics()
+    fns = metrics.gamma_metrics()
     assert {"accuracy", "roc_auc", "gamma_acc_at_1pct", "gamma_acc_at_5pct"} <= set(fns)
     y = np.r_[np.zeros(500, int), np.ones(500, int)]  # 0 = gamma (signal), 1 = hadron
     perfect = np.r_[np.linspace(0, 0.4, 500), np.linspace(0.6, 1, 500)]  # score = P(hadron)
@@ -171,25 +172,25 @@ def test_regression_and_map_plots_draw_what_they_say():
     rng = np.random.default_rng(0)
     y = rng.uniform(0, 5, 300)
     pred = y + rng.normal(0, 0.3, 300)
-    a, b = report.plot_regression_diagnostics(y, pred, cap=5.0, title="m")
+    a, b = figures.plot_regression_diagnostics(y, pred, cap=5.0, title="m")
     np.testing.assert_allclose(a.collections[0].get_offsets(), np.c_[y, pred])
     np.testing.assert_allclose(b.collections[0].get_offsets(), np.c_[pred, pred - y])
     assert "target cap 5" in [t.get_text() for t in a.get_legend().get_texts()]
     with pytest.raises(ValueError, match="differ in length"):
-        report.plot_regression_diagnostics(y, pred[:-1])
+        figures.plot_regression_diagnostics(y, pred[:-1])
     centres = np.array([[34.0, -118.0], [37.8, -122.4]])  # (latitude, longitude)
-    ax = report.plot_map(rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50), rng.random(50), centres=centres)
+    ax = figures.plot_map(rng.uniform(-124, -114, 50), rng.uniform(32, 42, 50), rng.random(50), centres=centres)
     np.testing.assert_allclose(ax.collections[1].get_offsets(), centres[:, ::-1])  # drawn as (x=lon, y=lat)
 
 
 def test_prediction_titles_say_truth_prediction_and_score():
-    assert report.prediction_title("NORMAL", 1, 0.734) == "NORMAL → PNEUMONIA\np(pneumonia)=0.73"
-    assert report.prediction_title("PNEUMONIA", 0, 0.2).endswith("p(pneumonia)=0.20")
+    assert figures.prediction_title("NORMAL", 1, 0.734) == "NORMAL → PNEUMONIA\np(pneumonia)=0.73"
+    assert figures.prediction_title("PNEUMONIA", 0, 0.2).endswith("p(pneumonia)=0.20")
 
 
 def test_shift_table_reports_prevalence_recalls_auc_and_calibration():
     y = np.array([0, 0, 1, 1])
-    table = report.shift_table({"a": (y, np.array([0.1, 0.6, 0.4, 0.9])), "b": (y, y * 1.0)}, threshold=0.5)
+    table = metrics.shift_table({"a": (y, np.array([0.1, 0.6, 0.4, 0.9])), "b": (y, y * 1.0)}, threshold=0.5)
     a, b = table.loc["a"], table.loc["b"]
     assert a["images"] == 4 and a["prevalence pneumonia"] == 0.5
     assert a["recall normal"] == 0.5 and a["recall pneumonia"] == 0.5 and a["ROC-AUC"] == 0.75
@@ -203,11 +204,11 @@ def test_shift_figure_and_group_histograms_are_labelled():
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
-    axes = report.plot_score_shift({"val": (y, rng.random(200)), "test": (y, rng.random(200))}, 0.5)
+    axes = figures.plot_score_shift({"val": (y, rng.random(200)), "test": (y, rng.random(200))}, 0.5)
     assert [ax.get_xlabel() for ax in axes] == ["predicted P(pneumonia)"] * 2 + ["mean predicted P(pneumonia)"]
     assert axes[0].get_title() == "true NORMAL images" and len(axes[2].get_lines()) == 3
     frame = pd.DataFrame({"mean": rng.random(50), "class": ["A", "B"] * 25, "split": ["x"] * 50})
-    ax = report.plot_group_histograms(frame, "mean", ["class", "split"])
+    ax = figures.plot_group_histograms(frame, "mean", ["class", "split"])
     assert ax.get_xlabel() == "mean" and [t.get_text() for t in ax.get_legend().get_texts()] == [
         "A · x (25)",
         "B · x (25)",

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 from casebook import config, data, persistence
-from casebook import redshift as rz
+from casebook.data import images, synthetic
 from casebook.models import efficientnet_lite, mlp, tabular
+from casebook.redshift import catalogue, files, simulator
 from casebook.training import mlp_classifier, search
 
 PY = sys.executable
@@ -149,7 +150,7 @@ def _written_objects():
     label types a CSV can give) and the gamma preprocessing pipeline for every outlier/balance option."""
     from casebook import preprocessing as pp
 
-    df = data.make_synthetic(200, n_classes=2)
+    df = synthetic.make_synthetic(200, n_classes=2)
     X, y = df.drop(columns="target"), df["target"].to_numpy()
     for name in tabular.TABULAR_MODELS:
         for labels in (y, y.astype(str), y.astype(float)):
@@ -194,9 +195,9 @@ def test_no_loader_in_the_package_unpickles_without_an_explicit_opt_in():
             if "np.load(" in code and "allow_pickle=True" in code:
                 unpicklers.append(where)
     assert offenders == []
-    assert len(unpicklers) == 1 and "redshift.py" in unpicklers[0], unpicklers  # read_attributes_npy only
+    assert len(unpicklers) == 1 and "redshift/files.py" in unpicklers[0], unpicklers  # read_attributes_npy only
     with pytest.raises(data.DataFormatError, match="trust_pickle=True"):
-        rz.convert_attributes(Path("anywhere"))  # ... which refuses without the explicit opt-in
+        files.convert_attributes(Path("anywhere"))  # ... which refuses without the explicit opt-in
 
 
 # ------------------------------------------------------------------------------------------- redshift files
@@ -204,7 +205,7 @@ def test_no_loader_in_the_package_unpickles_without_an_explicit_opt_in():
 
 def _redshift_files(folder: Path, attributes) -> Path:
     folder.mkdir(parents=True)
-    sim = rz.simulate(rz.SimulationConfig(n=200, seed=1))
+    sim = simulator.simulate(simulator.SimulationConfig(n=200, seed=1))
     np.save(folder / "pdfs32.npy", sim.log_pdf)
     np.save(folder / "zgrid32.npy", sim.zgrid)
     np.save(folder / "attributes32.npy", attributes if attributes is not None else sim.attributes, allow_pickle=True)
@@ -229,7 +230,7 @@ def test_hostile_attributes_npy_is_refused_by_train_redshift(tmp_path):
     assert_refused(r, marker, "pickled object array", "python -m casebook.redshift convert", "--trust-pickle")
     assert not out.exists()
     with pytest.raises(data.DataFormatError, match="could run code"):
-        rz.read_files(tmp_path / "data" / "redshift")
+        files.read_files(tmp_path / "data" / "redshift")
     assert not marker.exists()
     r = run_tool("casebook.redshift", "convert", tmp_path / "data" / "redshift")  # no --trust-pickle
     assert r.returncode == 2 and "only for a file you produced" in r.stderr and not marker.exists()
@@ -242,11 +243,11 @@ def test_a_trusted_export_converts_once_then_loads_without_pickle(tmp_path):
     r = run_tool("casebook.redshift", "convert", folder, "--trust-pickle")
     assert r.returncode == 0, r.stderr
     (folder / "attributes32.npy").unlink()
-    back = rz.read_files(folder)
+    back = files.read_files(folder)
     assert back.attributes.shape == original.shape
     assert (back.attributes[:, 0].astype(str) == original[:, 0].astype(str)).all()
     np.testing.assert_array_equal(back.delta_z, original[:, 3].astype(float))
-    assert (back.status == rz.RedshiftData(back.log_pdf, back.zgrid, original).status).all()
+    assert (back.status == catalogue.RedshiftData(back.log_pdf, back.zgrid, original).status).all()
 
 
 def test_npz_members_are_never_unpickled(tmp_path):
@@ -257,10 +258,10 @@ def test_npz_members_are_never_unpickled(tmp_path):
     evil[0] = _Exec(_payload(marker))
     np.savez(folder / "attributes32.npz", col0=evil)
     with pytest.raises(data.DataFormatError):
-        rz.read_files(folder)
+        files.read_files(folder)
     np.save(folder / "pdfs32.npy", evil, allow_pickle=True)
     with pytest.raises(data.DataFormatError):
-        rz.read_files(folder)
+        files.read_files(folder)
     assert not marker.exists()
 
 
@@ -296,12 +297,12 @@ def test_unreadable_images_are_named_without_a_manifest(tmp_path):
     bad["text"].write_text("not an image")
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     with pytest.raises(data.DataFormatError) as e:
-        data.verify_chest_images(folder, None)
+        images.verify_chest_images(folder, None)
     msg = str(e.value)
     assert msg.startswith("3 bad image(s)") and "IM-0001-0001" not in msg
     for p in (*bad.values(), cut):
         assert str(p.relative_to(folder)) in msg
-    data.check_images([good])  # a good image passes
+    images.check_images([good])  # a good image passes
 
 
 def test_training_input_names_an_unreadable_image(tmp_path):

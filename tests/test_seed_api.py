@@ -229,7 +229,7 @@ def test_categorical_loss_and_batch_size_are_used_by_training():
 
 
 def test_the_seed_figures_per_stage_plot_loss_and_accuracy_with_integer_epochs():
-    from casebook import report
+    from casebook.report import figures
 
     runs = [
         {
@@ -246,9 +246,9 @@ def test_the_seed_figures_per_stage_plot_loss_and_accuracy_with_integer_epochs()
         }
         for k, n in ((1, 1), (2, 3))
     ]
-    graphs = report.plot_runs_curves(runs, "candidates")
+    graphs = figures.plot_runs_curves(runs, "candidates")
     assert [ax.get_ylabel() for ax in graphs.axes] == ["loss", "loss", "accuracy", "accuracy"]
     ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in graphs.axes]
     assert ticks[0] == ["1"] and ticks[1] == ["1", "2", "3"] and all(ax.get_xlabel() == "epoch" for ax in graphs.axes)
-    confusion = report.plot_runs_confusion(runs, ["NORMAL", "PNEUMONIA"], "candidates")
+    confusion = figures.plot_runs_confusion(runs, ["NORMAL", "PNEUMONIA"], "candidates")
     assert len([ax for ax in confusion.axes if ax.get_title().endswith("(validation)")]) == 2

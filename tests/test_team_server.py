@@ -255,13 +255,13 @@ def test_a_tracked_run_lands_on_the_server_and_its_model_reloads_by_alias(server
     assert r.returncode == 0, r.stderr
     assert f"to 'synthetic' at {server}" in r.stdout
 
-    from casebook import tracking
+    from casebook.tracking import executions, model_registry
 
     monkeypatch.setenv("CASEBOOK_MLFLOW_URI", server)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS["alice"])
     run_id = re.search(r"logged run (\w+) to", r.stdout).group(1)
-    runs = tracking.search("synthetic", f"attributes.run_id = '{run_id}'")
+    runs = executions.search("synthetic", f"attributes.run_id = '{run_id}'")
     assert len(runs) == 1
     run = runs.iloc[0]
     assert run["params.model"] == "logistic-regression" and run["params.cv"] == "2"
@@ -274,9 +274,9 @@ def test_a_tracked_run_lands_on_the_server_and_its_model_reloads_by_alias(server
     files = {a.path for a in MlflowClient().list_artifacts(run["run_id"], "output")}
     assert files == {"output/model.skops", "output/validation.csv", "output/metrics.json"}
 
-    version = tracking.register_alias(run["run_id"], "synthetic-classifier", "champion")
+    version = model_registry.register_alias(run["run_id"], "synthetic-classifier", "champion")
     assert version == 1
-    champion = tracking.load_by_alias("synthetic-classifier", "champion", flavor="sklearn")
+    champion = model_registry.load_by_alias("synthetic-classifier", "champion", flavor="sklearn")
     validation = pd.read_csv(out / "validation.csv")
     local = tool(
         "casebook.cli.predict_classification",
@@ -298,12 +298,12 @@ def test_wrong_or_missing_credentials_exit_2_before_any_work(server, tmp_path, m
     r = train(server, tmp_path / "anonymous")
     assert_exit_2(r, tmp_path / "anonymous", "401", "no credentials", "MLFLOW_TRACKING_USERNAME")
 
-    from casebook import tracking  # a notebook's first tracking call fails with the same line
+    from casebook.tracking import backend, team_server  # a notebook's first tracking call fails with the same line
 
     monkeypatch.setenv("CASEBOOK_MLFLOW_URI", server)
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    with pytest.raises(tracking.TrackingServerError, match="401: no credentials given"):
-        tracking.setup("synthetic")
+    with pytest.raises(team_server.TrackingServerError, match="401: no credentials given"):
+        backend.setup("synthetic")
 
 
 def test_no_permission_and_no_server_exit_2(server, tmp_path):
@@ -375,15 +375,15 @@ def test_four_first_runs_started_together_all_land(fresh, tmp_path, monkeypatch)
 
     from concurrent.futures import ThreadPoolExecutor
 
-    from casebook import tracking
+    from casebook.tracking import backend, model_registry
 
     monkeypatch.setenv("CASEBOOK_MLFLOW_URI", fresh.url)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS["alice"])
-    tracking.setup("synthetic")
+    backend.setup("synthetic")
     run_ids = [r["info"]["run_id"] for r in runs]
     with ThreadPoolExecutor(4) as pool:
-        versions = list(pool.map(lambda rid: tracking.register_alias(rid, "race-model", "champion"), run_ids))
+        versions = list(pool.map(lambda rid: model_registry.register_alias(rid, "race-model", "champion"), run_ids))
     assert sorted(versions) == [1, 2, 3, 4]
     from mlflow import MlflowClient
 
@@ -426,7 +426,7 @@ def _tool_in_background(url: str, out: Path) -> tuple[subprocess.Popen, float]:
 
 
 def test_a_server_gone_mid_run_stops_the_tool_with_one_line_and_a_restart_lets_it_finish(fresh, tmp_path):
-    from casebook import tracking
+    from casebook.tracking import team_server
 
     fresh.start()
     fresh.create_users()
@@ -442,7 +442,7 @@ def test_a_server_gone_mid_run_stops_the_tool_with_one_line_and_a_restart_lets_i
     assert not (tmp_path / "gone").exists(), "output written although the run could not be logged"
     retry_bound = 30 + 20  # TOOL_RETRIES' back-off, plus training time left when the server went
     assert waited < retry_bound + 40, f"{waited:.0f} s"
-    assert tracking.TOOL_RETRIES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+    assert team_server.TOOL_RETRIES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
 
     fresh.start()  # the same database: the run the tool could not finish
     assert {r["info"]["status"] for r in _runs_on(fresh.url, "synthetic")} <= {"RUNNING", "FAILED"}
@@ -595,26 +595,26 @@ def test_long_params_and_non_finite_metrics_are_kept_not_changed(server, monkeyp
 
     from mlflow import MlflowClient
 
-    from casebook import tracking
+    from casebook.tracking import run_logging
 
     monkeypatch.setenv("CASEBOOK_MLFLOW_URI", server)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USERS["alice"])
     long_value = "x" * 7000 + "-end"
-    with tracking.run("values", "long-and-nan", params={"notes": long_value, "short": "ok"}) as active:
-        tracking.log_metrics({"loss": math.nan, "ratio": math.inf, "accuracy": 0.5})
-        tracking.log_history({"val_loss": [1.0, -math.inf]})
+    with run_logging.run("values", "long-and-nan", params={"notes": long_value, "short": "ok"}) as active:
+        run_logging.log_metrics({"loss": math.nan, "ratio": math.inf, "accuracy": 0.5})
+        run_logging.log_history({"val_loss": [1.0, -math.inf]})
     run = MlflowClient().get_run(active.info.run_id)
     assert run.data.params["short"] == "ok"
     assert run.data.params["notes"] == "<7004 characters: artifact params/notes.txt>"
     local = MlflowClient().download_artifacts(active.info.run_id, "params/notes.txt")
     assert Path(local).read_text() == long_value
     assert run.data.metrics == {"accuracy": 0.5, "val_loss": 1.0}
-    tags = {k: v for k, v in run.data.tags.items() if k.startswith(tracking.NONFINITE_TAG)}
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith(run_logging.NONFINITE_TAG)}
     assert tags == {
-        f"{tracking.NONFINITE_TAG}loss": "nan",
-        f"{tracking.NONFINITE_TAG}ratio": "inf",
-        f"{tracking.NONFINITE_TAG}val_loss": "-inf at step 2",
+        f"{run_logging.NONFINITE_TAG}loss": "nan",
+        f"{run_logging.NONFINITE_TAG}ratio": "inf",
+        f"{run_logging.NONFINITE_TAG}val_loss": "-inf at step 2",
     }
 
 

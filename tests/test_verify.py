@@ -6,8 +6,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from casebook import config, data, provenance, report, verify
+from casebook import config, provenance, verify
+from casebook.data import checksums, fetch
 from casebook.notebooks import execute, list_notebooks
+from casebook.report import readme_table, results_file
 
 
 def _head() -> str:
@@ -24,16 +26,18 @@ def test_results_record_provenance_tolerances_and_who_produced_each_model(tmp_pa
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
     monkeypatch.setenv(provenance.NOTEBOOK_ENV, "01_first")
     config.seed_everything(7)
-    report.write_results("demo", "toy", "p", {"01_first": 3.0}, _models(), "a", tolerances=report.tolerance("exact"))
+    results_file.write_results(
+        "demo", "toy", "p", {"01_first": 3.0}, _models(), "a", tolerances=results_file.tolerance("exact")
+    )
     monkeypatch.setenv(provenance.NOTEBOOK_ENV, "02_second")  # a second notebook adds a model to the file
-    previous = report.read_results("demo")
+    previous = results_file.read_results("demo")
     models = {**previous["models"], "b": _models(0.8)["a"]}
-    tolerances = {**previous["tolerances"], "b": report.tolerance("ci_half_width")}
-    selection = report.selection_record("cv", {"a": 0.9, "b": 0.8})
-    report.write_results(
+    tolerances = {**previous["tolerances"], "b": results_file.tolerance("ci_half_width")}
+    selection = results_file.selection_record("cv", {"a": 0.9, "b": 0.8})
+    results_file.write_results(
         "demo", "toy", "p", {"01_first": 3.0, "02_second": 4.0}, models, "a", selection=selection, tolerances=tolerances
     )
-    d = report.read_results("demo")
+    d = results_file.read_results("demo")
     assert d["models_by_notebook"] == {"01_first": ["a"], "02_second": ["b"]}
     assert set(d["provenance"]) == {"01_first", "02_second"}
     assert d["tolerances"]["a"]["rule"] == "exact" and d["tolerances"]["b"]["rule"] == "ci_half_width"
@@ -42,16 +46,16 @@ def test_results_record_provenance_tolerances_and_who_produced_each_model(tmp_pa
     assert record["versions"]["numpy"] == np.__version__ and 7 in record["seeds"]
     assert record["mode"] == "full" and record["wall_s"] == 4.0 and record["notebook"] == "02_second"
     with pytest.raises(ValueError, match="unknown tolerance rule"):
-        report.tolerance("roughly")
+        results_file.tolerance("roughly")
 
 
 def test_the_readme_table_refuses_smoke_results(tmp_path, monkeypatch, smoke):
     monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
-    path = report.write_results("demo", "toy", "p", {"01_x": 1.0}, _models(), "a")
+    path = results_file.write_results("demo", "toy", "p", {"01_x": 1.0}, _models(), "a")
     readme = tmp_path / "README.md"
-    readme.write_text(f"{report.README_START}\n{report.README_END}\n")
+    readme.write_text(f"{readme_table.README_START}\n{readme_table.README_END}\n")
     with pytest.raises(ValueError, match="smoke-mode results"):
-        report.update_readme(readme, path.parent)
+        readme_table.update_readme(readme, path.parent)
 
 
 def test_compare_applies_the_declared_tolerance():
@@ -61,16 +65,16 @@ def test_compare_applies_the_declared_tolerance():
         "models": _models(0.9),
         "best": "a",
         "provenance": {"01_x": prov},
-        "tolerances": {"a": report.tolerance("exact")},
+        "tolerances": {"a": results_file.tolerance("exact")},
     }
     rerun = {"case": "demo", "models": _models(0.9001), "best": "a", "provenance": {"01_x": prov}}
     rows, diffs = verify.compare("01_x", committed, rerun)
     assert [r["verdict"] for r in rows] == ["FAIL", "ok"] and diffs == []  # 1e-4 is not exact
-    committed["tolerances"]["a"] = report.tolerance("ci_half_width")  # ± 0.02
+    committed["tolerances"]["a"] = results_file.tolerance("ci_half_width")  # ± 0.02
     rows, _ = verify.compare("01_x", committed, rerun)
     assert [r["verdict"] for r in rows] == ["ok", "ok"]
     other = {**rerun, "provenance": {"01_x": {**prov, "versions": {"numpy": "3"}}}}
-    committed["tolerances"]["a"] = report.tolerance("exact")  # other versions: the CI half-width
+    committed["tolerances"]["a"] = results_file.tolerance("exact")  # other versions: the CI half-width
     rows, diffs = verify.compare("01_x", committed, other)
     assert rows[0]["verdict"] == "ok" and diffs == ["numpy 2 → 3"]
     rows, _ = verify.compare("01_x", committed, {**rerun, "best": "b", "models": {}})
@@ -116,14 +120,14 @@ def test_verify_holds_on_a_smoke_rerun_and_names_an_altered_number(tmp_path, cap
         "CASEBOOK_OUTPUTS": str(tmp_path / "outputs"),
     }
     execute(path, tmp_path / path.name, smoke=True, timeout=240, extra_env=env)
-    results_file = assets / "results" / "mnist.json"
-    d = json.loads(results_file.read_text())
+    results_path = assets / "results" / "mnist.json"
+    d = json.loads(results_path.read_text())
     record = d["provenance"][path.stem]
     assert record["commit"] == _head() and record["mode"] == "smoke" and record["seeds"][0] == 42
     assert record["versions"]["numpy"] == np.__version__ and record["devices"]["torch_device"]
     for name, digest in record["data_files"].items():  # each recorded sha256 is the file's
-        assert data.sha256_of(config.data_root() / name) == digest, name
-    if data.available("mnist"):
+        assert checksums.sha256_of(config.data_root() / name) == digest, name
+    if fetch.available("mnist"):
         assert "mnist/train-images-idx3-ubyte.gz" in record["data_files"]
 
     argv = ["05", "--smoke", "--committed", str(assets / "results"), "--scratch", str(tmp_path / "scratch")]

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cluster, config, report, tracking
+from . import cluster, config
 from .models import redshift_nets, transfer
 from .models.transfer_config import TransferConfig
 from .preprocessing import class_weights
+from .report import figures, metrics, records
+from .tracking import executions, model_registry, run_logging
 from .training import keras_loops, xray
 from .training.result import TrainingResult, history_to_frame
 
@@ -29,13 +31,13 @@ def _log_validation(name: str, y_va, p_va, class_names, extra: dict | None = Non
     matrix figure. Returns ``(threshold, predictions, metrics)``."""
     import matplotlib.pyplot as plt
 
-    thr = report.choose_threshold(y_va, p_va)
+    thr = metrics.choose_threshold(y_va, p_va)
     pred = (p_va >= thr).astype(int)
-    val = {k: float(f(y_va, pred, p_va)) for k, f in report.per_class_metrics(class_names).items()}
-    tracking.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr} | (extra or {}))
+    val = {k: float(f(y_va, pred, p_va)) for k, f in metrics.per_class_metrics(class_names).items()}
+    run_logging.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr} | (extra or {}))
     title = f"{name} (validation)"
-    ax = report.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=title)
-    tracking.log_figure(ax.figure, "confusion_matrix_val")
+    ax = figures.plot_confusion_matrix(y_va, pred, [c.upper() for c in class_names], title=title)
+    run_logging.log_figure(ax.figure, "confusion_matrix_val")
     plt.close(ax.figure)
     return thr, pred, val
 
@@ -62,18 +64,18 @@ def run_xray_experiment(
 
     c = TransferConfig.from_seed(params, added_layers)
     model = transfer.build(c)
-    name = name or tracking.next_run_name(experiment, c.backbone)
+    name = name or executions.next_run_name(experiment, c.backbone)
     t0 = time.perf_counter()
     run_params = {**c.as_params(), "trainable_backbone_layers": transfer.trainable_backbone_layers(model)}
-    with tracking.run(experiment, name, params=run_params, tags={"stage": stage}) as active:
+    with run_logging.run(experiment, name, params=run_params, tags={"stage": stage}) as active:
         weights = class_weights(_training_labels(model, c, datasets, cache)) if c.equilibrate else None
         result = xray.train_xray(model, c, datasets, cache, class_weight=weights)
-        tracking.log_history(result, prefix="epoch_")  # per-epoch curves; final validation metrics are val_*
+        run_logging.log_history(result, prefix="epoch_")  # per-epoch curves; final validation metrics are val_*
         p_va, y_va = result.validation["proba"], result.validation["y"]
         seconds = time.perf_counter() - t0
         thr, pred, val = _log_validation(name, y_va, p_va, class_names, {"train_seconds": seconds})
         if log_model:
-            tracking.log_model(model, "keras", input_example=input_example)
+            run_logging.log_model(model, "keras", input_example=input_example)
     params_out = c.as_params()
     layers_out = params_out.pop("added_layers")
     return {
@@ -108,20 +110,20 @@ def xray_record(run: dict) -> dict:
 def _tracked_sweep(trial_fn, trials: list[dict], experiment: str, name: str, shared: dict) -> list[dict]:
     """``trials`` through :func:`casebook.cluster.sweep`, each told the current execution of ``experiment``
     (the trial function starts with :func:`_enter_trial`); every run has ended when it returns."""
-    context = tracking.execution_context(experiment)
+    context = executions.execution_context(experiment)
     configs = [{**t, "execution": context} for t in trials]
     try:
         return cluster.sweep(trial_fn, configs, name=name, shared=shared)
     finally:
-        tracking.end_unfinished(experiment)
+        executions.end_unfinished(experiment)
 
 
 def _enter_trial(trial: dict) -> str:
     """What every trial does first, wherever it runs: join the driver's execution, delete what a killed earlier
     attempt of this trial left, seed. Returns the experiment."""
     context = trial["execution"]
-    tracking.join_execution(context)
-    tracking.discard_unfinished(context["experiment"], trial["name"])
+    executions.join_execution(context)
+    executions.discard_unfinished(context["experiment"], trial["name"])
     config.seed_everything(trial["seed"])
     return context["experiment"]
 
@@ -158,25 +160,25 @@ def run_xray_sweep(
     ``data``: a :class:`casebook.preprocessing.XrayData`. Every run has ended when it returns. Returns the records
     in the order of ``candidates``, with ``history`` as a frame and the validation arrays as arrays."""
     stems = [TransferConfig.from_seed(params, layers).backbone for params, layers in candidates]
-    names = tracking.reserve_run_names(experiment, stems)
+    names = executions.reserve_run_names(experiment, stems)
     trials = [
         {"params": p, "added_layers": layers, "stage": stage, "name": n, "seed": seed}
         for (p, layers), n in zip(candidates, names, strict=True)
     ]
     shared = {"data": data, "cache": cache, "input_example": input_example}
-    records = _tracked_sweep(xray_trial, trials, experiment, f"{experiment}-{stage}", shared)
-    for record in records:
+    outcomes = _tracked_sweep(xray_trial, trials, experiment, f"{experiment}-{stage}", shared)
+    for record in outcomes:
         record["history"] = history_to_frame(record["history"])
         for key in ("val_pred", "val_true", "val_proba"):
             record[key] = np.asarray(record[key])
-    return records
+    return outcomes
 
 
 def _member_model(member: dict):
     """A run's model: in memory, or loaded from MLflow by its run id (a sweep's record)."""
     if member.get("model") is not None:
         return member["model"]
-    return tracking.load_run_model(member["run_id"])
+    return model_registry.load_run_model(member["run_id"])
 
 
 def run_xray_ensemble(
@@ -197,11 +199,11 @@ def run_xray_ensemble(
     y_va = members[0]["val_true"]
     p_va = np.mean([m["val_proba"] for m in members], axis=0)
     model = transfer.average_of([_member_model(m) for m in members])
-    name = tracking.next_run_name(experiment, "ensemble")
+    name = executions.next_run_name(experiment, "ensemble")
     params = {"members": names, "combination": "mean probability"}
-    with tracking.run(experiment, name, params=params, tags={"stage": stage}) as active:
+    with run_logging.run(experiment, name, params=params, tags={"stage": stage}) as active:
         thr, pred, val = _log_validation(name, y_va, p_va, class_names)
-        tracking.log_model(model, "keras", input_example=input_example)
+        run_logging.log_model(model, "keras", input_example=input_example)
     return {
         "run_id": active.info.run_id,
         "name": name,
@@ -238,7 +240,7 @@ def run_redshift_experiment(
     (:func:`keep_redshift_record` writes the record and draws its figure)."""
     import keras
 
-    from . import redshift
+    from .redshift import seed_api
 
     name = label or model_name
     keras.utils.set_random_seed(seed)
@@ -255,12 +257,12 @@ def run_redshift_experiment(
         "n_train": len(ds.y_train),
         **(params or {}),
     }
-    with tracking.run(experiment, name, params=run_params, tags={"notebook": notebook}) as active:
+    with run_logging.run(experiment, name, params=run_params, tags={"notebook": notebook}) as active:
         result = keras_loops.train_keras_classifier(net, ds, epochs, batch_size, output_dir=checkpoint_dir, verbose=0)
-        tracking.log_history(
+        run_logging.log_history(
             result.history.rename(columns={"accuracy": "acc", "val_accuracy": "val_acc", "learning_rate": "lr"})
         )
-        tracking.log_metrics(
+        run_logging.log_metrics(
             {
                 "val_acc_at_best": result.validation["accuracy_at_best"],
                 "epochs_run": result.epochs_run,
@@ -270,7 +272,7 @@ def run_redshift_experiment(
         x_train = keras_loops.keras_inputs(net, ds.X_train, ds.z_train)
         x_test = keras_loops.keras_inputs(net, ds.X_test, ds.z_test)
         history = result.history.to_dict("list")
-        record = redshift.seed_record(
+        record = seed_api.seed_record(
             net, x_test, ds.Y_test, x_train, ds.Y_train, history, ds.n_classes, ds.class_names
         )
     test_proba = net.predict(x_test, batch_size=256, verbose=0)
@@ -285,15 +287,15 @@ def keep_redshift_record(result: TrainingResult, notebook: str, records_dir=None
     Adds ``record_file`` and ``figure`` to ``result.outputs``; returns ``result``."""
     import matplotlib.pyplot as plt
 
-    from . import redshift
+    from .redshift import seed_api
 
     out = result.outputs
     folder = Path(records_dir or config.outputs_dir() / "redshift" / "records")
-    record_file = report.save_record(out["record"], folder / f"{_slug(out['name'])}.json")
-    figure = redshift.fig(record_file)
+    record_file = records.save_record(out["record"], folder / f"{_slug(out['name'])}.json")
+    figure = seed_api.fig(record_file)
     figure.suptitle(out["name"])
-    tracking.log_figure(figure, "report", run_id=out["run_id"])
-    report.save_fig(figure, notebook, f"report_{_slug(out['name'])}")
+    run_logging.log_figure(figure, "report", run_id=out["run_id"])
+    figures.save_fig(figure, notebook, f"report_{_slug(out['name'])}")
     plt.close(figure)
     out.update(record_file=str(record_file), figure=figure)
     return result
@@ -309,10 +311,10 @@ def redshift_trial(trial: dict, data, summaries=None) -> dict:
     ``threshold``; ``extra_inputs``: ``summaries`` as the second input), run :func:`run_redshift_experiment`
     (``pool`` and ``undersample`` logged as params, the checkpoint in a scratch folder), and return its result
     as plain data."""
-    from . import redshift
+    from .redshift import dataset, seed_api
 
     experiment = _enter_trial(trial)
-    split = redshift.load_dataset(
+    split = seed_api.load_dataset(
         trial.get("target", "DeltaZ"),
         seed=trial["seed"],
         data=data,
@@ -321,7 +323,7 @@ def redshift_trial(trial: dict, data, summaries=None) -> dict:
         pool=trial["pool"],
     )
     if trial.get("extra_inputs"):
-        split = redshift.with_extra_inputs(split, summaries)
+        split = dataset.with_extra_inputs(split, summaries)
     with tempfile.TemporaryDirectory() as scratch:
         result = run_redshift_experiment(
             trial["model"],
@@ -363,9 +365,9 @@ def run_redshift_sweep(
     common = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "seed": seed}
     configs = [{**t, **common, "notebook": notebook} for t in trials]
     shared = {"data": data, "summaries": summaries}
-    records = _tracked_sweep(redshift_trial, configs, experiment, f"{experiment}-sweep", shared)
+    outcomes = _tracked_sweep(redshift_trial, configs, experiment, f"{experiment}-sweep", shared)
     results = {}
-    for record in records:
+    for record in outcomes:
         result = TrainingResult.from_record(record["training"])
         result.outputs.update({k: record[k] for k in ("run_id", "name", "record")})
         result.outputs["test_proba"] = np.asarray(record["test_proba"])

@@ -244,7 +244,7 @@ def xray_dataset(
     ``DataFormatError`` here, instead of surfacing as a TensorFlow decode error in the middle of training."""
     import tensorflow as tf
 
-    from .data import check_images
+    from .data.images import check_images
 
     check_images(paths)
 

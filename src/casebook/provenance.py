@@ -18,7 +18,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from . import config, data
+from . import config
+from .data import checksums, registry
 
 # The libraries that shape the numbers, each with the distribution names it is installed under.
 LIBRARIES = {
@@ -131,7 +132,7 @@ def collect(wall_s: float | None = None) -> dict:
     return {
         "notebook": os.environ.get(NOTEBOOK_ENV) or None,
         **commit_state(),
-        "data_files": data.verified_files(),
+        "data_files": checksums.verified_files(),
         "versions": library_versions(),
         "devices": devices(),
         "seeds": sorted(set(config.seeds_used())),
@@ -168,7 +169,7 @@ def per_notebook(previous: dict | None, runtimes: dict, models) -> tuple[dict, d
 def datasets_read(record: dict) -> list[str]:
     """The registry datasets whose files a provenance record says were verified (``mnist/…`` → ``mnist``)."""
     keys = {name.split("/")[0] for name in record.get("data_files", {})}
-    return sorted(k for k in keys if k in data.REGISTRY)
+    return sorted(k for k in keys if k in registry.REGISTRY)
 
 
 def summary_line(record: dict) -> str:

@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import config, data, notebooks, provenance, report
+from . import config, data, notebooks, provenance
+from .data import fetch
+from .report import results_file
 
 PROG = "verify"
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -62,7 +64,7 @@ def check_data(committed: dict[str, list[dict]], smoke: bool) -> None:
         keys = {k for d in files for k in provenance.datasets_read(d.get("provenance", {}).get(stem, {}))}
         for key in sorted(keys):
             try:
-                data.dataset_dir(key, download=False)
+                fetch.dataset_dir(key, download=False)
             except data.DataError as e:
                 raise VerifyError(f"{stem} needs dataset {key!r}: {str(e).splitlines()[0]}") from None
 
@@ -94,7 +96,7 @@ def compare(stem: str, committed: dict, rerun: dict | None) -> tuple[list[dict],
     same_versions = prov_a.get("versions") == prov_b.get("versions")
     rows = []
     for model in produced:
-        rule = committed.get("tolerances", {}).get(model, report.tolerance("ci_half_width"))
+        rule = committed.get("tolerances", {}).get(model, results_file.tolerance("ci_half_width"))
         for metric, value in committed["models"][model].items():
             new = ((rerun or {}).get("models", {}).get(model) or {}).get(metric)
             tol = _tolerance(rule, value, same_versions)

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from casebook.cli import CLIError, Parser, first_line, run
+from casebook.cli.runtime import CLIError, Parser, first_line, run
 
 PROG = "python -m casebook.cli.cluster_benchmark"
 MODEL = "Random Forest"
@@ -24,13 +24,14 @@ def gamma_search(n_iter: int = 6, n_jobs: int = -1, seed: int | None = None):
     preprocessing 01 chose), under :func:`casebook.cluster.parallel`. Returns the fitted search."""
     from sklearn.model_selection import StratifiedKFold
 
-    from casebook import config, data
+    from casebook import config
     from casebook import preprocessing as pp
+    from casebook.data import magic
     from casebook.models import tabular
     from casebook.training import search
 
     seed = config.DEFAULT_SEED if seed is None else seed
-    X, y = pp.gamma_xy(data.load_magic())
+    X, y = pp.gamma_xy(magic.load_magic())
     X_train, _, y_train, _ = pp.stratified_split(X, y, test_size=0.25, seed=seed)
     est, kind, space = tabular.classical_models(seed)[MODEL]
     pipe = pp.make_pipeline(est, "clip", "none", seed=seed, y_train=y_train)
@@ -72,9 +73,10 @@ def main_impl(argv=None) -> int:
     if args.n_iter < 1 or any(w < 1 for w in args.workers):
         raise CLIError("--n-iter and every --workers value must be at least 1")
     from casebook import data
+    from casebook.data import magic
 
     try:  # the data root holds MAGIC (or smoke mode is on) before any cluster starts
-        data.load_magic()
+        magic.load_magic()
     except data.DataNotFoundError as e:
         raise CLIError(first_line(e)) from None
     if args.one:  # one timed search in this process, under whatever CASEBOOK_RAY_ADDRESS says

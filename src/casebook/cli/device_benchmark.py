@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .. import config
-from . import CLIError, Parser, run
+from .runtime import CLIError, Parser, run
 
 PROG = "device-benchmark"
 
@@ -49,15 +49,16 @@ def mnist_rows(dev, seed: int, loop_batches: int) -> list[dict]:
     import torchvision.transforms as T
     from torch.utils.data import Subset
 
-    from casebook import config, data
+    from casebook import config
     from casebook import preprocessing as pp
+    from casebook.data import mnist
     from casebook.models.vision import make_mnist_cnn
     from casebook.training import torch_loop
 
-    mnist = data.load_mnist("mnist")
-    tr, va = pp.holdout_split(len(mnist.y_train), 5_000, mnist.y_train, seed)
-    x_all = pp.images_to_tensor(mnist.x_train)
-    y_train, y_val = torch.from_numpy(mnist.y_train[tr]), torch.from_numpy(mnist.y_train[va])
+    digits = mnist.load_mnist("mnist")
+    tr, va = pp.holdout_split(len(digits.y_train), 5_000, digits.y_train, seed)
+    x_all = pp.images_to_tensor(digits.x_train)
+    y_train, y_val = torch.from_numpy(digits.y_train[tr]), torch.from_numpy(digits.y_train[va])
     rows = []
     for amp in (False, True) if dev.type == "cuda" else (False,):
         config.seed_everything(seed)
@@ -79,7 +80,7 @@ def mnist_rows(dev, seed: int, loop_batches: int) -> list[dict]:
             }
         )
     textbook = Subset(
-        data.torchvision_dataset(
+        mnist.torchvision_dataset(
             "mnist", train=True, transform=T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
         ),
         tr,
@@ -105,11 +106,12 @@ def gamma_rows(dev, seed: int) -> list[dict]:
     split, after the notebook's Yeo-Johnson + scaling fitted on that split."""
     from sklearn.preprocessing import PowerTransformer, StandardScaler
 
-    from casebook import config, data
+    from casebook import config
     from casebook import preprocessing as pp
+    from casebook.data import magic
     from casebook.training.mlp_classifier import TorchMLPClassifier
 
-    X, y = pp.gamma_xy(data.load_magic())
+    X, y = pp.gamma_xy(magic.load_magic())
     X_train, X_test, y_train, y_test = pp.stratified_split(X, y, test_size=0.25, seed=seed)
     power = PowerTransformer(method="yeo-johnson", standardize=False).fit(X_train)
     scale = StandardScaler().fit(power.transform(X_train))

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from casebook.cli import CLIError, Parser, run
+from casebook.cli.runtime import CLIError, Parser, run
 
 PROG = "python -m casebook.cli.local_cluster"
 RAY = str(Path(sys.executable).with_name("ray"))

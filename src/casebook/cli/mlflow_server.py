@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import CLIError, Parser, run
+from .runtime import CLIError, Parser, run
 
 PROG = "casebook-mlflow-server"
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 from .. import config
-from . import CLIError, Parser, atomic_write_csv, check_output_file, first_line, read_table, run
+from .inputs import read_table
+from .outputs import atomic_write_csv, check_output_file
+from .runtime import CLIError, Parser, first_line, run
 
 PROG = "predict-classification"
 

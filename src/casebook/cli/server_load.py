@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from . import CLIError, Parser, run
+from .runtime import CLIError, Parser, run
 
 PROG = "server-load"
 METRIC = "load_metric"

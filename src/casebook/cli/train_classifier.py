@@ -17,22 +17,10 @@ import time
 from pathlib import Path
 
 from .. import config
-from . import (
-    CLIError,
-    Parser,
-    add_track_option,
-    check_cluster,
-    check_tracking_server,
-    check_trainable,
-    check_writable_dir,
-    first_line,
-    fmt_mean_std,
-    positive_finite,
-    read_table,
-    run,
-    staged_output,
-    tracked,
-)
+from .inputs import check_trainable, positive_finite, read_table
+from .outputs import check_writable_dir, fmt_mean_std, staged_output
+from .runtime import CLIError, Parser, first_line, run
+from .tracking_options import add_track_option, check_cluster, check_tracking_server, tracked
 
 PROG = "train-classifier"
 EXPERIMENT = "synthetic"
@@ -82,14 +70,14 @@ def main_impl(argv=None) -> int:
         check_tracking_server()
     check_cluster(tracked=args.track)  # its cross-validation runs on the cluster CASEBOOK_RAY_ADDRESS names
 
-    from casebook import data
+    from casebook.data import synthetic
 
     if args.data is not None:
         df = read_table(args.data, args.target, require_target=True)
         target, source = args.target, str(args.data)
     else:
         try:
-            df = data.make_synthetic(
+            df = synthetic.make_synthetic(
                 args.n_samples,
                 args.n_features,
                 args.n_informative,
@@ -190,11 +178,11 @@ def tracking_location() -> str:
 def log_outputs(metrics: dict, pipeline, X_example, stage: Path) -> None:
     """Into the open MLflow run: the three accuracies, the pipeline as an MLflow scikit-learn model (skops,
     casebook's type allow-list, a signature) and the output files as artifacts."""
-    from casebook import tracking
+    from casebook.tracking import backend, run_logging
 
-    tracking.log_metrics({k: metrics[k] for k in ("cv_accuracy_mean", "test_accuracy", "validation_accuracy")})
-    tracking.log_model(pipeline, "sklearn", input_example=X_example.head(5))
-    tracking._mlflow().log_artifacts(str(stage), artifact_path="output")
+    run_logging.log_metrics({k: metrics[k] for k in ("cv_accuracy_mean", "test_accuracy", "validation_accuracy")})
+    run_logging.log_model(pipeline, "sklearn", input_example=X_example.head(5))
+    backend.mlflow_module().log_artifacts(str(stage), artifact_path="output")
 
 
 def main(argv=None) -> int:

@@ -19,18 +19,10 @@ import time
 from pathlib import Path
 
 from .. import config
-from . import (
-    CLIError,
-    Parser,
-    add_track_option,
-    check_tracking_server,
-    check_trainable,
-    check_writable_dir,
-    positive_finite,
-    run,
-    staged_output,
-    tracked,
-)
+from .inputs import check_trainable, positive_finite
+from .outputs import check_writable_dir, staged_output
+from .runtime import CLIError, Parser, run
+from .tracking_options import add_track_option, check_tracking_server, tracked
 
 PROG = "train-redshift"
 MODELS = ("CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs")
@@ -84,9 +76,10 @@ def main_impl(argv=None) -> int:
     from casebook import config
 
     config.quiet_tensorflow()
-    from casebook import redshift, report
     from casebook.data import DataError
     from casebook.models import redshift_nets
+    from casebook.redshift import dataset, files, seed_api
+    from casebook.report import records
     from casebook.training import keras_loops
 
     if args.track:  # the server answers and accepts the login before any work (CASEBOOK_MLFLOW_URI)
@@ -94,12 +87,12 @@ def main_impl(argv=None) -> int:
 
     config.seed_everything(args.seed)
     try:
-        d = redshift.load(n=args.n_objects, seed=args.seed, allow_pickle=args.trust_pickle)
+        d = files.load(n=args.n_objects, seed=args.seed, allow_pickle=args.trust_pickle)
     except DataError as e:
         raise CLIError(str(e)) from None
-    y, names = redshift.make_target(d, args.target, args.threshold)
+    y, names = dataset.make_target(d, args.target, args.threshold)
     check_trainable(y, f"target {args.target} (threshold {args.threshold:g})", MIN_PER_CLASS, 0.15)
-    ds = redshift.load_dataset(
+    ds = seed_api.load_dataset(
         args.target, args.undersample, args.input_data, args.seed, data=d, threshold=args.threshold
     )
     print(
@@ -115,7 +108,7 @@ def main_impl(argv=None) -> int:
     with tracked(args.track, "redshift", run_name, params) as active_run, staged_output(args.output_dir) as stage:
         result = keras_loops.train_keras_classifier(model, ds, args.epochs, args.batch_size, output_dir=stage)
         model.save(stage / "model.keras")
-        rec = report.classifier_record(result, ds)
+        rec = records.classifier_record(result, ds)
         rec.update(
             model_name=args.model,
             target=args.target,
@@ -124,15 +117,15 @@ def main_impl(argv=None) -> int:
             simulated=d.simulated,
             n_objects=len(d.log_pdf),
         )
-        report.save_record(rec, stage / "record.json")
-        fig = report.record_figure(rec, f"{args.model} on {args.target}")
+        records.save_record(rec, stage / "record.json")
+        fig = records.record_figure(rec, f"{args.model} on {args.target}")
         fig.savefig(stage / "report.png", dpi=110, bbox_inches="tight")
         if active_run is not None:  # inside the stage: if the server refuses, no output is left either
-            from casebook import tracking
+            from casebook.tracking import backend, run_logging
 
-            tracking.log_metrics({"test_accuracy": rec["report"]["accuracy"], "best_epoch": rec["best_epoch"]})
-            tracking.log_history({k: rec[k] for k in ("loss", "acc", "val_loss", "val_acc")})  # the seed's names
-            tracking._mlflow().log_artifacts(str(stage), artifact_path="output")
+            run_logging.log_metrics({"test_accuracy": rec["report"]["accuracy"], "best_epoch": rec["best_epoch"]})
+            run_logging.log_history({k: rec[k] for k in ("loss", "acc", "val_loss", "val_acc")})  # the seed's names
+            backend.mlflow_module().log_artifacts(str(stage), artifact_path="output")
     print(
         f"test accuracy {rec['report']['accuracy']:.4f}; best epoch {rec['best_epoch']}; "
         f"{rec['seconds_per_epoch']:.1f} s/epoch"

@@ -57,7 +57,7 @@ def efficientnet_lite(name: str = "efficientnet_lite0", input_shape=(224, 224, 3
     x = _bn_relu6(x, "top")
     model = keras.Model(inp, x, name=name)
     if weights == "imagenet":
-        from ..data import lite_weights_path
+        from ..data.weights import lite_weights_path
 
         set_lite_weights(model, lite_state_dict(lite_weights_path(name)))
     elif weights is not None:

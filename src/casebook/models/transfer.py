@@ -47,7 +47,8 @@ def make_backbone(c: TransferConfig):
     and where to put it."""
     import keras
 
-    from ..data import KERAS_WEIGHTS, DataNotFoundError, keras_weights_path
+    from ..data import DataNotFoundError
+    from ..data.weights import KERAS_WEIGHTS, keras_weights_path
 
     if c.backbone in LITE_BLOCKS:
         return efficientnet_lite(c.backbone, (c.img_size, c.img_size, 3), c.weights)
