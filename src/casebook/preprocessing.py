@@ -6,30 +6,33 @@ skipped, so resampled or removed rows never reach evaluation.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import PowerTransformer, StandardScaler
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from . import config
 
 
-class IQRClipper(TransformerMixin, BaseEstimator):
+class IQRClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Clip each feature to [Q1 − k·IQR, Q3 + k·IQR], the bounds learned from the rows it is fitted on."""
 
     def __init__(self, k: float = 1.5):
         self.k = k
 
     def fit(self, X, y=None):
-        X = np.asarray(X, dtype=float)
+        X = validate_data(self, X, dtype=np.float64)
         q1, q3 = np.percentile(X, [25, 75], axis=0)
         self.lower_, self.upper_ = q1 - self.k * (q3 - q1), q3 + self.k * (q3 - q1)
-        self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X):
-        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
+        check_is_fitted(self)
+        return np.clip(validate_data(self, X, dtype=np.float64, reset=False), self.lower_, self.upper_)
 
 
 class GeoSimilarity(TransformerMixin, BaseEstimator):
@@ -37,7 +40,8 @@ class GeoSimilarity(TransformerMixin, BaseEstimator):
     ``n_clusters`` k-means centres of the rows it is fitted on (training rows only; the target is never used).
 
     A small MLP given two raw coordinates has to carve coastlines and cities out of a few ReLUs; these columns
-    hand it "how close is this block group to each dense area" directly. ``gamma`` is in 1/degree²."""
+    hand it "how close is this block group to each dense area" directly. ``gamma`` is in 1/degree².
+    ``columns``: the coordinates' names in a DataFrame, or their integer positions (any 2-D input)."""
 
     def __init__(
         self,
@@ -48,49 +52,67 @@ class GeoSimilarity(TransformerMixin, BaseEstimator):
     ):
         self.n_clusters, self.gamma, self.columns, self.seed = n_clusters, gamma, columns, seed
 
-    def _coords(self, X):
-        if not isinstance(X, pd.DataFrame) or not set(self.columns) <= set(X.columns):
-            raise ValueError(f"GeoSimilarity needs a DataFrame with columns {list(self.columns)}")
-        return X[list(self.columns)].to_numpy(dtype=float)
+    def _coordinate_positions(self) -> list[int]:
+        """Where ``columns`` are in the validated input (names looked up in the fitted DataFrame's columns)."""
+        columns = list(self.columns)
+        if columns and all(isinstance(c, str) for c in columns):
+            names = list(getattr(self, "feature_names_in_", []))
+            if not set(columns) <= set(names):
+                raise ValueError(f"GeoSimilarity needs a DataFrame with columns {columns}")
+            return [names.index(c) for c in columns]
+        if columns and all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in columns):
+            if not all(0 <= c < self.n_features_in_ for c in columns):
+                raise ValueError(
+                    f"GeoSimilarity's column positions {columns} are out of range: X has {self.n_features_in_} "
+                    "feature(s)"
+                )
+            return [int(c) for c in columns]
+        raise ValueError(f"columns must be column names or integer positions, got {self.columns!r}")
 
     def fit(self, X, y=None):
         from sklearn.cluster import KMeans
 
-        coords = self._coords(X)
+        X = validate_data(self, X, dtype=np.float64)
+        coords = X[:, self._coordinate_positions()]
         if not 1 <= self.n_clusters <= len(coords):
             raise ValueError(
-                f"n_clusters must be between 1 and the number of rows ({len(coords)}), got {self.n_clusters}"
+                f"n_clusters must be between 1 and the number of rows (n_samples = {len(coords)}), "
+                f"got {self.n_clusters}"
             )
         self.kmeans_ = KMeans(self.n_clusters, n_init=10, random_state=self.seed).fit(coords)
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X):
         from sklearn.metrics.pairwise import rbf_kernel
 
-        similarity = rbf_kernel(self._coords(X), self.kmeans_.cluster_centers_, gamma=self.gamma)
-        return np.hstack([X.to_numpy(dtype=float), similarity])
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        similarity = rbf_kernel(X[:, self._coordinate_positions()], self.kmeans_.cluster_centers_, gamma=self.gamma)
+        return np.hstack([X, similarity])
 
     def get_feature_names_out(self, input_features=None):
-        return np.asarray([*self.feature_names_in_, *(f"geo_sim_{i}" for i in range(self.n_clusters))], dtype=object)
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        n_centres = len(self.kmeans_.cluster_centers_)
+        return np.asarray([*names, *(f"geo_sim_{i}" for i in range(n_centres))], dtype=object)
 
 
 class IQROutlierRemover(BaseEstimator):
     """A sampler (imblearn ``fit_resample`` protocol): drops *training* rows with any feature outside
-    [Q1 − k·IQR, Q3 + k·IQR]. Test rows are never dropped: samplers are skipped at predict time."""
+    [Q1 − k·IQR, Q3 + k·IQR]. Test rows are never dropped: samplers are skipped at predict time.
+    ``fit_resample`` returns X as it came (a DataFrame keeps its index) and y as an array."""
 
     def __init__(self, k: float = 3.0):
         self.k = k
 
     def fit(self, X, y=None):
-        self.clipper_ = IQRClipper(self.k).fit(X)
+        self.clipper_ = IQRClipper(self.k).fit(validate_data(self, X, dtype=np.float64))
         return self
 
     def fit_resample(self, X, y):
-        self.fit(X, y)
-        Xa = np.asarray(X, dtype=float)
-        keep = np.all((Xa >= self.clipper_.lower_) & (Xa <= self.clipper_.upper_), axis=1)
+        checked, _ = validate_data(self, X, y, dtype=np.float64)
+        self.clipper_ = IQRClipper(self.k).fit(checked)
+        keep = np.all((checked >= self.clipper_.lower_) & (checked <= self.clipper_.upper_), axis=1)
         self.n_removed_ = int((~keep).sum())
         return (X[keep] if not isinstance(X, pd.DataFrame) else X.loc[keep]), np.asarray(y)[keep]
 
@@ -308,7 +330,11 @@ def image_statistics(paths, dark_level: int = 16, frame: float = 0.08) -> pd.Dat
 
 
 def class_weights(y) -> dict:
-    """Inverse-frequency class weights (``equilibrate``): n / (n_classes * count)."""
+    """Inverse-frequency class weights (``equilibrate``) of integer labels: n / (n_classes * count), scikit-learn's
+    ``compute_class_weight("balanced")``."""
+    from sklearn.utils.class_weight import compute_class_weight
+
     y = np.asarray(y).astype(int)
-    counts = np.bincount(y)
-    return {c: float(len(y) / (len(counts) * n)) for c, n in enumerate(counts)}
+    classes = np.unique(y)
+    weights = compute_class_weight("balanced", classes=classes, y=y)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}

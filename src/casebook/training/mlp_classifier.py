@@ -4,10 +4,13 @@ in-memory torch loop, and its persistence without pickle (state dict + JSON conf
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import config
 from ..models.mlp import make_mlp
@@ -19,8 +22,11 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     """A PyTorch MLP as a scikit-learn estimator (works in pipelines, ``GridSearchCV``, ``clone``).
 
     ``fit`` carves a stratified validation split (``validation_fraction``) out of the data it is given and
-    early-stops on its loss (``patience`` epochs), keeping the best weights. The run (per-epoch history, best
-    epoch, seconds) is in ``training_``, a :class:`~casebook.training.result.TrainingResult`. ``optimizer``:
+    early-stops on its loss (``patience`` epochs), keeping the best weights. Data too small for that split (it
+    needs two rows of every class, and a row of every class on each side) is trained on in full for ``epochs``
+    epochs, without early stopping (``training_.history`` then has no ``val_`` columns). The run (per-epoch
+    history, best epoch, seconds) is in ``training_``, a :class:`~casebook.training.result.TrainingResult`.
+    Input is checked as scikit-learn's estimators check it (finite, 2-D numbers; class labels). ``optimizer``:
     ``adam`` or ``sgd`` (with ``momentum``). ``device``: where it trains and predicts (default
     :func:`casebook.config.device`); the fitted network is kept on that device.
     """
@@ -51,23 +57,32 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.device = device  # None: casebook.config.device() (CASEBOOK_DEVICE, else cuda, mps, cpu)
 
-    def _tensor(self, X):
-        import torch
-
-        return torch.as_tensor(np.asarray(X, dtype=np.float32))
-
-    def fit(self, X, y):
-        import torch
+    def _validation_split(self, X, y_idx):
+        """(train X, train y, validation X, validation y): a stratified split, or all rows and no validation
+        rows (None, None) where the data is too small for one."""
         from sklearn.model_selection import train_test_split
 
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        self.n_features_in_ = X.shape[1]
+        counts = np.bincount(y_idx)
+        n_val = math.ceil(self.validation_fraction * len(y_idx))  # train_test_split's rounding
+        if min(n_val, len(y_idx) - n_val) < len(counts) or counts.min() < 2:
+            return X, y_idx, None, None
         xtr, xva, ytr, yva = train_test_split(
             X, y_idx, test_size=self.validation_fraction, stratify=y_idx, random_state=self.seed
         )
+        return xtr, ytr, xva, yva
+
+    def fit(self, X, y):
+        import torch
+
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction!r}")
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        xtr, ytr, xva, yva = self._validation_split(X, y_idx)
+        validation = {} if xva is None else {"x_val": torch.as_tensor(xva), "y_val": torch.as_tensor(yva)}
         dev = config.device(self.device)
         threads = torch.get_num_threads()
         if dev.type == "cpu":
@@ -83,10 +98,9 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             )
             self.training_ = torch_fit(
                 self.model_,
-                self._tensor(xtr),
+                torch.as_tensor(xtr),
                 torch.as_tensor(ytr),
-                self._tensor(xva),
-                torch.as_tensor(yva),
+                **validation,
                 optimizer=opt,
                 epochs=self.epochs,
                 batch_size=self.batch_size,
@@ -98,10 +112,15 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        return torch_predict_proba(self.model_, self._tensor(X))
+        import torch
+
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return torch_predict_proba(self.model_, torch.as_tensor(X))
 
     def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)  # checks that it is fitted, and X
+        return self.classes_[proba.argmax(1)]
 
     # -- safe persistence: state_dict + JSON config (no pickle)
     def save(self, folder: str | Path) -> Path:
