@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import root_mean_squared_error
 from sklearn.preprocessing import StandardScaler
 
 from casebook.training import holdout_search
@@ -37,7 +38,7 @@ def test_xgb_search_stops_early_on_validation_and_ranks_by_it():
     assert len(table) == 4 and table["validation RMSE"].is_monotonic_increasing
     assert (table["trees"] < 500).all(), "early stopping on the validation rows ends every fit"
     _, val_rows = holdout_search.holdout_rows(len(y))
-    val_rmse = holdout_search.rmse(y[val_rows], best.predict(X.iloc[val_rows]))
+    val_rmse = root_mean_squared_error(y[val_rows], best.predict(X.iloc[val_rows]))
     assert val_rmse == pytest.approx(table["validation RMSE"].iloc[0])
 
 
@@ -59,4 +60,4 @@ def test_the_blend_weight_is_chosen_on_validation_and_can_pick_either_model_alon
     half = holdout_search.Blend(_Constant(0.0), _Constant(2.0), 0.5)
     assert np.allclose(half.predict(X[:2]), 1.0)
     _, val_rows = holdout_search.holdout_rows(len(y))
-    assert score == pytest.approx(holdout_search.rmse(y[val_rows], truth.predict(X.iloc[val_rows])))
+    assert score == pytest.approx(root_mean_squared_error(y[val_rows], truth.predict(X.iloc[val_rows])))

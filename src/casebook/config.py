@@ -262,7 +262,6 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
     import sys
 
     _SEEDS.append(int(seed))
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
     if "torch" in sys.modules:

@@ -10,7 +10,6 @@ import numpy as np
 from .. import config
 from ..data import DataFormatError
 from ..models import redshift_nets
-from ..models.summary import summary_text
 from .catalogue import RedshiftData, data_fingerprint
 from .dataset import Dataset, make_input, make_target, pool_pdfs, split_indices, undersample_indices
 from .files import load
@@ -131,32 +130,39 @@ SEED_RECORD_KEYS = (
 )
 
 
+# casebook's training record (casebook.report.records) → the seed's key names
+SEED_NAME_OF = {
+    "cm_train": "conf_matrix_train",
+    "cm_test": "conf_matrix_test",
+    "class_names": "nom_classes",
+    "acc": "acc",
+    "loss": "loss",
+    "val_acc": "val_acc",
+    "val_loss": "val_loss",
+    "report": "report",
+    "summary": "model_summary",
+    "lr": "lr",
+}
+
+
 def seed_record(model, x_test, y_test, x_train, y_train, history, n_classes: int, class_names) -> dict:
-    """The model's results as a dict with exactly the seed's documented keys (:data:`SEED_RECORD_KEYS`).
-    ``y_*`` are one-hot; ``history`` is a Keras History, its dict, or a dict of per-epoch lists."""
-    from sklearn.metrics import classification_report, confusion_matrix
+    """The model's results as a dict with exactly the seed's documented keys (:data:`SEED_RECORD_KEYS`):
+    casebook's :func:`~casebook.report.records.training_record`, translated to the seed's names. ``y_*`` are
+    one-hot; ``history`` is a Keras History, its dict, or a dict of per-epoch lists."""
+    from ..report.records import training_record
 
     h = getattr(history, "history", history) or {}
-    labels = list(range(int(n_classes)))
-    names = [str(n) for n in class_names]
-    truth = {name: np.asarray(y).argmax(1) for name, y in (("train", y_train), ("test", y_test))}
-    pred = {name: model.predict(x, verbose=0).argmax(1) for name, x in (("train", x_train), ("test", x_test))}
     per_epoch = lambda *keys: [float(v) for v in next((h[k] for k in keys if k in h), [])]  # noqa: E731
-    return {
-        "conf_matrix_train": confusion_matrix(truth["train"], pred["train"], labels=labels).tolist(),
-        "conf_matrix_test": confusion_matrix(truth["test"], pred["test"], labels=labels).tolist(),
-        "nb_class": int(n_classes),
-        "nom_classes": names,
-        "acc": per_epoch("accuracy", "acc"),
-        "loss": per_epoch("loss"),
-        "val_acc": per_epoch("val_accuracy", "val_acc"),
-        "val_loss": per_epoch("val_loss"),
-        "report": classification_report(
-            truth["test"], pred["test"], labels=labels, target_names=names, output_dict=True, zero_division=0
-        ),
-        "model_summary": summary_text(model),
-        "lr": per_epoch("learning_rate", "lr"),
-    }
+    keras_names = {"accuracy": ("accuracy", "acc"), "loss": ("loss",), "val_accuracy": ("val_accuracy", "val_acc")}
+    keras_names |= {"val_loss": ("val_loss",), "learning_rate": ("learning_rate", "lr")}
+    curves = {name: per_epoch(*aliases) for name, aliases in keras_names.items()}
+    truth = [np.asarray(y).argmax(1) for y in (y_train, y_test)]
+    pred = [model.predict(x, verbose=0).argmax(1) for x in (x_train, x_test)]
+    names = [str(n) for n in class_names][: int(n_classes)]
+    ours = training_record(model, curves, truth[0], pred[0], truth[1], pred[1], names)
+    seed = {SEED_NAME_OF[key]: value for key, value in ours.items() if key in SEED_NAME_OF}
+    seed["nb_class"] = int(n_classes)
+    return {key: seed[key] for key in SEED_RECORD_KEYS}
 
 
 def save_in_dict(model, X_test, Y_test, X_train, Y_train, history, nb_class, nom_classes, file_name) -> dict:

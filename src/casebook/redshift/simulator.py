@@ -84,11 +84,7 @@ def simulate(cfg: SimulationConfig | None = None, progress: bool = False) -> Red
     log_pdf = np.empty((n, grid.size), dtype=np.float32)
     attrs = np.empty((n, 9), dtype=object)
     latent = {name: np.zeros(n) for name in LATENT_NAMES}
-    it = range(n)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc="simulating PDFs")
+    it = config.progress(range(n), desc="simulating PDFs") if progress else range(n)
     for i in it:
         width = cfg.width_floor + cfg.width_scale / snr[i]
         lost = rng.random() < cfg.mismatch_max * np.exp(-snr[i] / cfg.mismatch_snr)

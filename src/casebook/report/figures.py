@@ -50,32 +50,43 @@ def plot_confusion_matrix(
     y_true, y_pred, labels: list[str] | None = None, ax=None, title: str = "", normalize: bool = True
 ):
     """Confusion matrix with row-normalised colours; each cell shows the row percentage and the count."""
-    plt = _plt()
     n = len(labels) if labels is not None else int(max(np.max(y_true), np.max(y_pred)) + 1)
     cm = skm.confusion_matrix(y_true, y_pred, labels=np.arange(n))
+    return plot_confusion_counts(cm, labels, ax=ax, title=title, normalize=normalize)
+
+
+def plot_confusion_counts(cm, labels: list[str] | None = None, ax=None, title: str = "", normalize: bool = True):
+    """The one confusion-matrix painter (seaborn's heatmap): counts ``cm`` (rows = true class) coloured by row
+    percentage, each cell annotated with its percentage and count (percentage only beyond 6 classes)."""
+    import seaborn as sns
+
+    cm = np.asarray(cm)
+    n = len(cm)
     rows = cm.sum(axis=1, keepdims=True)
     pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0) * 100
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n) if n > 3 else (4, 3.4))
-    ax.imshow(pct if normalize else cm, cmap="Blues", vmin=0, vmax=100 if normalize else None)
-    labels = labels if labels is not None else [str(i) for i in range(n)]
-    ax.set_xticks(range(n), labels, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
-    ax.set_yticks(range(n), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
     small = n > 6
-    for i in range(n):
-        for j in range(n):
-            txt = f"{pct[i, j]:.0f}%\n{cm[i, j]}" if not small else f"{pct[i, j]:.0f}"
-            ax.text(
-                j,
-                i,
-                txt,
-                ha="center",
-                va="center",
-                fontsize=7 if small else 9,
-                color="white" if pct[i, j] > 60 else "black",
-            )
+    cells = [f"{p:.0f}" if small else f"{p:.0f}%\n{c}" for p, c in zip(pct.ravel(), cm.ravel(), strict=True)]
+    annot = np.array(cells).reshape(cm.shape)
+    if ax is None:
+        _, ax = _plt().subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n) if n > 3 else (4, 3.4))
+    labels = labels if labels is not None else [str(i) for i in range(n)]
+    sns.heatmap(
+        pct if normalize else cm,
+        annot=annot,
+        fmt="",
+        cmap="Blues",
+        vmin=0,
+        vmax=100 if normalize else None,
+        cbar=False,
+        square=True,
+        annot_kws={"fontsize": 7 if small else 9},
+        xticklabels=labels,
+        yticklabels=labels,
+        ax=ax,
+    )
+    ax.tick_params(axis="x", rotation=45 if n > 3 else 0)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title or ("confusion matrix (row %, count)" if not small else "confusion matrix (row %)"))
     return ax
 
@@ -150,24 +161,15 @@ def plot_heatmap(
     fmt: str = ".2f",
     cmap: str = "viridis",
 ):
-    """A table of numbers as a heatmap with the values written in the cells; axis labels from the index and
-    column names. Returns the image (for a colour bar)."""
-    plt = _plt()
-    ax = ax or plt.subplots()[1]
-    image = ax.imshow(grid.to_numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    mid = (np.nanmin(grid.to_numpy()) + np.nanmax(grid.to_numpy())) / 2 if vmin is None else (vmin + vmax) / 2
-    for (i, j), v in np.ndenumerate(grid.to_numpy()):
-        ax.text(j, i, f"{v:{fmt}}", ha="center", va="center", color="white" if v < mid else "black")
-    ax.set(
-        xticks=range(grid.shape[1]),
-        xticklabels=list(grid.columns),
-        yticks=range(grid.shape[0]),
-        yticklabels=list(grid.index),
-        xlabel=grid.columns.name or "",
-        ylabel=grid.index.name or "",
-        title=title,
-    )
-    return image
+    """A table of numbers as an annotated heatmap (seaborn); axis labels from the index and column names.
+    Returns the colour mesh (for a shared colour bar)."""
+    import seaborn as sns
+
+    ax = ax or _plt().subplots()[1]
+    sns.heatmap(grid, annot=True, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, cbar=False, ax=ax)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(title)
+    return ax.collections[0]
 
 
 def torchviz_graph(model, example, path: Path) -> tuple[Path | None, str]:
@@ -254,16 +256,29 @@ def plot_roc_pr(y_true, scores: Mapping[str, np.ndarray], axes=None, pos_label: 
 
 
 def plot_group_histograms(frame: pd.DataFrame, column: str, by: list[str], ax=None, bins: int = 30):
-    """Density histograms of ``frame[column]``, one outline per group of the ``by`` columns (e.g. class × split)."""
-    plt = _plt()
+    """Density histograms of ``frame[column]`` (seaborn), one outline per group of the ``by`` columns (e.g.
+    class × split), each density normalised within its group; the legend gives each group's size."""
+    import seaborn as sns
+
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    edges = np.histogram_bin_edges(frame[column].dropna(), bins=bins)
-    for key, part in frame.groupby(by):
-        label = " · ".join(map(str, key if isinstance(key, tuple) else (key,)))
-        ax.hist(part[column], bins=edges, density=True, histtype="step", lw=1.5, label=f"{label} ({len(part)})")
+        _, ax = _plt().subplots(figsize=(6, 4))
+    groups = frame[by].astype(str).agg(" · ".join, axis=1)
+    sizes = groups.map(groups.value_counts())
+    hue = groups + " (" + sizes.astype(str) + ")"
+    sns.histplot(
+        x=frame[column],
+        hue=hue,
+        hue_order=sorted(hue.unique()),
+        bins=bins,
+        stat="density",
+        common_norm=False,
+        element="step",
+        fill=False,
+        linewidth=1.5,
+        ax=ax,
+    )
     ax.set(xlabel=column.replace("_", " "), ylabel="density", title=f"{column.replace('_', ' ')} by {' × '.join(by)}")
-    ax.legend(fontsize=7)
+    ax.get_legend().set_title(None)
     return ax
 
 

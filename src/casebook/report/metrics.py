@@ -98,7 +98,7 @@ MULTICLASS_METRICS: dict[str, Callable] = {
 
 REGRESSION_METRICS: dict[str, Callable] = {
     "mse": lambda y, p, s: skm.mean_squared_error(y, p),
-    "rmse": lambda y, p, s: np.sqrt(skm.mean_squared_error(y, p)),
+    "rmse": lambda y, p, s: skm.root_mean_squared_error(y, p),
     "mae": lambda y, p, s: skm.mean_absolute_error(y, p),
     "r2": lambda y, p, s: skm.r2_score(y, p),
 }

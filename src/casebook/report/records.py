@@ -10,7 +10,7 @@ import numpy as np
 
 from ..models.summary import summary_text
 from ..training.result import TrainingResult
-from .figures import _plt, integer_epoch_ticks
+from .figures import _plt, integer_epoch_ticks, plot_confusion_counts
 from .results_file import _atomic_write_text
 
 
@@ -72,20 +72,6 @@ def save_record(record: Mapping, path: Path) -> Path:
     return Path(path)
 
 
-def _cm_panel(ax, cm, names, title):
-    cm = np.asarray(cm)
-    rows = cm.sum(1, keepdims=True)
-    pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0) * 100
-    ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
-    for (i, j), v in np.ndenumerate(pct):
-        ax.text(
-            j, i, f"{v:.1f}%\n({cm[i, j]})", ha="center", va="center", fontsize=9, color="white" if v > 60 else "black"
-        )
-    ax.set_xticks(range(len(names)), names, rotation=20)
-    ax.set_yticks(range(len(names)), names)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-
-
 def _padded(lo: float, hi: float) -> tuple[float, float]:
     """Axis limits 5 % beyond the data on both sides."""
     margin = 0.05 * (hi - lo + 1e-9)
@@ -99,8 +85,8 @@ def record_figure(record: Mapping, title: str = ""):
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(12, 9.5))
     names = record["class_names"]
-    _cm_panel(axes[0, 0], record["cm_train"], names, "(a) train confusion matrix")
-    _cm_panel(axes[0, 1], record["cm_test"], names, "(b) test confusion matrix")
+    plot_confusion_counts(record["cm_train"], names, ax=axes[0, 0], title="(a) train confusion matrix")
+    plot_confusion_counts(record["cm_test"], names, ax=axes[0, 1], title="(b) test confusion matrix")
     ax = axes[1, 0]
     epochs = np.arange(1, len(record["loss"]) + 1)
     for key, style in (("loss", "-"), ("val_loss", "--")):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import root_mean_squared_error
 
 from .. import config
 
@@ -23,10 +24,6 @@ def holdout_rows(n: int, validation_split: float = 0.2) -> tuple[np.ndarray, np.
 def take_rows(a, rows):
     """``rows`` of a DataFrame (by position) or an array."""
     return a.iloc[rows] if hasattr(a, "iloc") else a[rows]
-
-
-def rmse(y_true, y_pred) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y_pred) - np.asarray(y_true)) ** 2)))
 
 
 @dataclass
@@ -80,7 +77,7 @@ def search_xgb_regressor(
             **params,
         )
         model.fit(X_fit, y[fit_rows], eval_set=[(X_val, y[val_rows])], verbose=False)
-        score = rmse(y[val_rows], model.predict(X_val))
+        score = root_mean_squared_error(y[val_rows], model.predict(X_val))
         rows.append(
             {**params, "trees": model.best_iteration + 1, "validation RMSE": score, "seconds": time.perf_counter() - t0}
         )
@@ -113,6 +110,6 @@ def choose_blend(first, second, X, y, validation_split: float = 0.2, weights=BLE
     _, val_rows = holdout_rows(len(y), validation_split)
     X_val, y_val = take_rows(X, val_rows), np.asarray(y, dtype="float64")[val_rows]
     a, b = np.asarray(first.predict(X_val)).ravel(), np.asarray(second.predict(X_val)).ravel()
-    scores = {float(w): rmse(y_val, w * a + (1 - w) * b) for w in weights}
+    scores = {float(w): root_mean_squared_error(y_val, w * a + (1 - w) * b) for w in weights}
     weight = min(scores, key=scores.get)
     return Blend(first, second, weight), scores[weight]

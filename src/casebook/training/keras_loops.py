@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import root_mean_squared_error
 
 from .. import config
-from .holdout_search import holdout_rows, rmse, take_rows
+from .holdout_search import holdout_rows, take_rows
 from .result import TrainingResult, best_epoch, history_to_frame
 
 
@@ -92,9 +93,9 @@ def fit_keras_regressor(
         net, Xf, y, validation_split=validation_split, epochs=epochs, batch_size=batch_size, callbacks=callbacks
     )
     split_at = int(np.floor(len(Xf) * (1.0 - validation_split)))  # where keras.fit cuts off its validation rows
-    residual = net.predict(Xf[split_at:], verbose=0).ravel() - y[split_at:]
+    predicted = net.predict(Xf[split_at:], verbose=0).ravel()
     result.model = KerasRegressor(features, net)
-    result.validation["rmse"] = float(np.sqrt(np.mean(residual**2)))
+    result.validation["rmse"] = float(root_mean_squared_error(y[split_at:], predicted))
     return result
 
 
@@ -105,7 +106,7 @@ def fit_baseline_regressor(estimator, X, y, validation_split: float = 0.2):
     y = np.asarray(y, dtype="float64")
     fit_rows, val_rows = holdout_rows(len(y), validation_split)
     fitted = estimator.fit(take_rows(X, fit_rows), y[fit_rows])
-    return fitted, rmse(y[val_rows], fitted.predict(take_rows(X, val_rows)))
+    return fitted, root_mean_squared_error(y[val_rows], fitted.predict(take_rows(X, val_rows)))
 
 
 def keras_inputs(model, X, z=None):
