@@ -26,6 +26,7 @@ LAYER = {
     "redshift": 6,
     "notebooks": 6,
     "experiments": 7,
+    "publish": 7,
     "verify": 7,
     "cli": 8,
 }

@@ -214,3 +214,67 @@ def test_shift_figure_and_group_histograms_are_labelled():
         "B · x (25)",
     ]
     plt.close("all")
+
+
+def test_the_target_rule_says_met_reached_or_missed_from_the_ci():
+    from casebook.report import targets
+
+    high = targets.Target("accuracy", 0.90, "a paper")
+    low = targets.Target("rmse", 0.50, "a benchmark", higher_is_better=False)
+    assert targets.verdict(0.93, [0.91, 0.95], high) == "met"
+    assert targets.verdict(0.91, [0.89, 0.93], high) == "reached"
+    assert targets.verdict(0.89, [0.87, 0.91], high) == "missed"
+    assert targets.verdict(0.45, [0.40, 0.50], low) == "met"  # the threshold itself is on its side
+    assert targets.verdict(0.49, [0.47, 0.52], low) == "reached"
+    table = targets.table(
+        [high, low], {"accuracy": {"value": 0.91, "ci95": [0.89, 0.93]}, "rmse": {"value": 0.6, "ci95": [0.55, 0.65]}}
+    )
+    assert list(table["verdict"]) == ["reached", "missed"] and table.index[0] == "accuracy ≥ 0.9"
+    assert table.loc["rmse ≤ 0.5", "test value [95% CI]"] == "0.600 [0.550, 0.650]"
+    with pytest.raises(KeyError, match="no 'roc_auc'"):
+        targets.judge([targets.Target("roc_auc", 0.9, "x")], {"accuracy": {"value": 1, "ci95": [1, 1]}})
+
+
+def test_the_tie_rule_keeps_the_reference_unless_the_margin_beats_the_noise():
+    from casebook.report import choice
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 5000)
+    noisy = lambda p: np.where(rng.random(5000) < p, y, (y + 1) % 10)  # noqa: E731
+    close = {"CNN": noisy(0.992), "CNN + augmentation": noisy(0.994)}
+    tied = choice.choose(y, close, "CNN")
+    assert tied.best == "CNN + augmentation" and tied.chosen == "CNN" and tied.tied
+    assert tied.ci95[0] < 0 < tied.ci95[1] and "tied" in tied.sentence()
+    far = {"CNN": noisy(0.90), "CNN + augmentation": noisy(0.994)}
+    better = choice.choose(y, far, "CNN")
+    assert better.chosen == "CNN + augmentation" and not better.tied and better.ci95[0] > 0
+    table = choice.table(better, y, far)
+    assert table.loc["CNN + augmentation", "verdict"] == "better (chosen)"
+    y_reg = rng.normal(size=2000)
+    reg = {"mlp": y_reg + rng.normal(0, 0.6, 2000), "xgb": y_reg + rng.normal(0, 0.4, 2000)}
+    rmse = choice.choose(y_reg, reg, "mlp", metric="rmse")
+    assert rmse.chosen == "xgb" and rmse.advantage > 0  # lower RMSE is the better side
+    record = rmse.record()
+    assert record["reference"] == "mlp" and record["chosen"] == "xgb" and len(record["ci95"]) == 2
+    selection = results_file.selection_record("validation rmse", rmse.scores, higher_is_better=False, tie=record)
+    assert results_file.chosen_by(selection) == "xgb"
+    with pytest.raises(ValueError, match="reference"):
+        choice.choose(y, close, "ResNet")
+
+
+def test_tables_show_whole_and_round_to_significant_digits():
+    import pandas as pd
+
+    from casebook.report import display
+
+    assert [display.significant(v) for v in (0.0003333333, 0.88888, 19020.0, 123.456, 0.0)] == [
+        "0.0003333",
+        "0.8889",
+        "19,020",
+        "123.5",
+        "0",
+    ]
+    display.setup()
+    long = pd.DataFrame({"params": ["{'max_depth': 6, 'learning_rate': 0.1, 'n_estimators': 300, 'subsample': 0.8}"]})
+    assert "max_depth': 6, 'learning_rate': 0.1, 'n_estimators': 300, 'subsample': 0.8}" in long.to_string()
+    assert "0.0003333" in pd.DataFrame({"lr": [1 / 3000]}).to_string()

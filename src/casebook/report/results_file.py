@@ -12,10 +12,13 @@ RESULT_KEYS = ("case", "dataset", "protocol", "runtime_s", "models", "best")
 
 
 def chosen_by(selection: Mapping) -> str:
-    """The model a ``selection`` record picks: the one its declared ``rule`` names, else the best of its
-    ``scores`` (highest, or lowest when ``higher_is_better`` is false)."""
+    """The model a ``selection`` record picks: the one its declared ``rule`` names, else the one the tie rule
+    chose (``tie``, :mod:`casebook.report.choice`), else the best of its ``scores`` (highest, or lowest when
+    ``higher_is_better`` is false)."""
     if "rule" in selection:
         return selection["rule"]["chosen"]
+    if "tie" in selection:
+        return selection["tie"]["chosen"]
     scores = selection["scores"]
     pick = max if selection.get("higher_is_better", True) else min
     return pick(scores, key=scores.get)
@@ -53,12 +56,19 @@ def selection_record(
     higher_is_better: bool = True,
     rule: str | None = None,
     chosen: str | None = None,
+    tie: Mapping | None = None,
 ) -> dict:
     """How the published model was chosen: ``metric`` (e.g. "validation accuracy") and every candidate's score,
     baselines included. ``rule`` and ``chosen``: a rule declared before the test set was touched that picks
-    ``chosen`` instead of the best score (e.g. a deep ensemble under dataset shift); the scores stay on record."""
+    ``chosen`` instead of the best score (e.g. a deep ensemble under dataset shift); the scores stay on record.
+    ``tie``: the tie rule's record (:meth:`casebook.report.choice.Choice.record`): reference, best, chosen and
+    the margin with its 95% CI."""
     record = {"metric": metric, "scores": {k: float(v) for k, v in scores.items()}}
     record["higher_is_better"] = higher_is_better
+    if tie is not None:
+        if tie["chosen"] not in record["scores"]:
+            raise ValueError(f"the tie rule's choice {tie['chosen']!r} is not among the scored models")
+        record["tie"] = dict(tie)
     if rule is not None:
         if chosen not in record["scores"]:
             raise ValueError(f"the rule's choice {chosen!r} is not among the scored models {list(record['scores'])}")
@@ -95,11 +105,14 @@ def write_results(
     selection: Mapping | None = None,
     best_kind: str = "",
     tolerances: Mapping | None = None,
+    targets: list | None = None,
 ) -> Path:
     """Write ``assets/results/<case>.json`` (schema: see README). ``runtimes``: wall seconds per notebook
     that contributed (``runtime_s`` is their sum); ``selection`` (:func:`selection_record`) says how ``best`` was
     chosen and is checked against it; ``best_kind`` says what kind of model won (e.g. "baseline");
     ``tolerances``: one :func:`tolerance` for every model, or ``{model: tolerance}`` (default ``ci_half_width``).
+    ``targets``: this notebook's judged targets (:func:`casebook.report.targets.judge`), kept under
+    ``targets[<notebook>]`` beside those of the case's other contributing notebooks.
     The file also records its ``provenance`` per notebook (:func:`casebook.provenance.collect`). Smoke runs
     write nothing into the committed assets unless ``CASEBOOK_ASSETS`` points elsewhere (tests use a temp
     folder)."""
@@ -126,7 +139,12 @@ def write_results(
     d["tolerances"] = {m: dict(tolerances.get(m) or tolerance("ci_half_width")) for m in d["models"]}
     from .. import provenance
 
-    d["provenance"], d["models_by_notebook"] = provenance.per_notebook(read_results(case), runtimes, d["models"])
+    previous = read_results(case)
+    d["provenance"], d["models_by_notebook"] = provenance.per_notebook(previous, runtimes, d["models"])
+    current = provenance.current_notebook(runtimes)
+    kept = {nb: t for nb, t in (previous or {}).get("targets", {}).items() if nb in runtimes and nb != current}
+    if kept or targets:
+        d["targets"] = {**kept, **({current: list(targets)} if targets else {})}
     validate_results(d)
     path = config.results_dir() / f"{case}.json"
     _atomic_write_text(path, json.dumps(d, indent=2, default=float) + "\n")
