@@ -13,11 +13,12 @@ COLAB_NOTEBOOK ?= notebooks/03_synthetic_classification.ipynb
 TORCH_INDEX ?=
 TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 
-.PHONY: help venv test lint format notebooks results verify lab mlflow-ui cluster data-check colab-check docker-check clean
+.PHONY: help venv test test-quick lint format notebooks results verify lab mlflow-ui cluster data-check colab-check docker-check clean
 
 help:
 	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
-	@echo "make test        run the test suite (unit tests + every notebook in smoke mode)"
+	@echo "make test        run the test suite (unit tests + every notebook in smoke mode): what CI runs"
+	@echo "make test-quick  the edit loop: the tests that start no notebook, server, database or cluster"
 	@echo "make lint        ruff: lint and format check (code, tests, notebooks); make format applies both"
 	@echo "make lab         JupyterLab on $(LAB_IP):8888 (token on)"
 	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
@@ -46,6 +47,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The edit loop: every test that starts no notebook kernel, server, database or cluster (about a minute)
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebook and not server and not cluster"
 
 # ruff's settings are in pyproject.toml (notebooks/ruff.toml: 100 columns for GitHub's notebook view)
 lint: $(STAMP)

@@ -22,6 +22,7 @@ CLIENT = Path(__file__).with_name("cluster_client.py")
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true", "CASEBOOK_SMOKE": "1"}
 
 pytestmark = [
+    pytest.mark.cluster,
     pytest.mark.xdist_group("ray-cluster"),
     pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns"),
 ]

@@ -58,6 +58,7 @@ def test_unset_address_is_todays_path_and_never_imports_ray():
     assert len(unset["scores"]) == 2
 
 
+@pytest.mark.cluster
 @pytest.mark.xdist_group("ray-cluster")  # after or before the Ray cluster's tests, not beside them
 @pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns")
 def test_local_is_an_in_process_ray_that_sweeps_and_leaves_no_token_file(tmp_path):

@@ -19,6 +19,7 @@ import pytest
 from casebook.cli.local_cluster import namespaces_available
 
 pytestmark = [
+    pytest.mark.cluster,
     pytest.mark.xdist_group("ray-cluster"),  # one Ray cluster at a time on the machine
     pytest.mark.skipif(not namespaces_available(), reason="needs root and unshare/nsenter for a loopback-only netns"),
 ]
