@@ -41,7 +41,7 @@ def publish(
     """Publish ``results`` (``{model: {metric: {"value", "ci95"}}}``, test metrics with CIs) with ``best``
     as the model the protocol chose, and print what was written. ``targets`` are judged on ``judged_model``
     (default: ``best``). Returns the results file's path."""
-    judged = judge(targets, results[judged_model or best])
+    judged = [{**t, "model": judged_model or best} for t in judge(targets, results[judged_model or best])]
     path = results_file.write_results(
         case,
         dataset,
