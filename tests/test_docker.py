@@ -162,9 +162,13 @@ def test_the_server_launcher_runs_mlflows_basic_auth_server():
         host="0.0.0.0",
         port=5000,
         workers=2,
+        allowed_hosts=None,
+        allow_any_host=False,
     )
     cmd = mlflow_server.server_command(args)
     assert cmd[1:5] == ["-m", "mlflow", "server", "--app-name"] and cmd[5] == "casebook-auth"
+    hosts = cmd[cmd.index("--allowed-hosts") + 1].split(",")
+    assert "*" not in hosts and "mlflow:5000" in hosts and "localhost:*" in hosts
     assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == "/srv/a"
     ini = mlflow_server.auth_config("postgresql+psycopg://u@db/mlflow", "READ", 60)
     assert "database_uri = postgresql+psycopg://u@db/mlflow" in ini and "default_permission = READ" in ini
@@ -175,6 +179,40 @@ def test_the_server_launcher_runs_mlflows_basic_auth_server():
 
     apps = {e.name: e.value for e in entry_points(group="mlflow.app")}
     assert apps["casebook-auth"] == "casebook.cli.mlflow_app:create_app"
+
+
+def test_the_compose_services_address_the_server_by_names_it_accepts(monkeypatch):
+    """lab and training reach the server as http://mlflow:5000, the health check as 127.0.0.1:5000, and
+    `make docker-check` as both on its remapped port: all are in the server's default allowed hosts."""
+    import importlib.util
+
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    from casebook.cli import mlflow_server
+
+    monkeypatch.delenv("MLFLOW_SERVER_ALLOWED_HOSTS", raising=False)
+    loader = importlib.util.spec_from_file_location("docker_check", ROOT / "scripts" / "docker_check.py")
+    check = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(check)
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (name,) = [n for n, s in spec["services"].items() if s.get("command", [None])[0] == "casebook-mlflow-server"]
+    assert name == mlflow_server.COMPOSE_SERVICE
+    env = {"POSTGRES_PASSWORD": "p", "MLFLOW_AUTH_ADMIN_PASSWORD": "a", "MLFLOW_FLASK_SERVER_SECRET_KEY": "k"}
+    assert spec["services"][name]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"] == "${MLFLOW_SERVER_ALLOWED_HOSTS:-}"
+    assert "\nMLFLOW_SERVER_ALLOWED_HOSTS=" in (ROOT / ".env.example").read_text()
+    for ports in ({p: p for p in check.COMPOSE_PORTS}, {5000: 41234, 5432: 41235, 8888: 41236}):  # compose, check
+        server = check.run_args(spec, name, env, "casebook:latest", ports)
+        options = server[server.index("casebook-mlflow-server") + 1 :]
+        hosts = mlflow_server.allowed_hosts(mlflow_server.build_parser().parse_args(options))
+        health = " ".join(spec["services"][name]["healthcheck"]["test"])
+        addressed = {check.remap(re.search(r"http://([^/']+)", health).group(1), ports)}
+        for service in spec["services"]:
+            run = check.run_args(spec, service, env, "casebook:latest", ports)
+            uris = [a.split("=", 1)[1] for a in run if a.startswith("CASEBOOK_MLFLOW_URI=")]
+            addressed |= {uri.removeprefix("http://").split("/")[0] for uri in uris}
+        assert addressed >= {f"mlflow:{ports[5000]}", f"127.0.0.1:{ports[5000]}"}, addressed
+        assert [h for h in addressed if not is_allowed_host_header(hosts, h)] == [], (addressed, hosts)
+        assert not is_allowed_host_header(hosts, f"evil.example:{ports[5000]}")
 
 
 def test_github_actions_runs_the_same_make_test_as_ci():

@@ -7,6 +7,7 @@ import glob
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -20,10 +21,11 @@ import pandas as pd
 import pytest
 import requests
 
-pytestmark = pytest.mark.xdist_group("team-server")  # one PostgreSQL + one server for the module
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("team-server")]  # one PostgreSQL + one server
 PY = sys.executable
 ADMIN_PASSWORD = "Adm1n-pass-for-tests"
 USERS = {"alice": "Alice-pass-for-tests", "bob": "Bob-pass-for-tests"}
+TEAM_NAME = "mlflow.team.test"  # the public name the module's server is told about (--allowed-hosts)
 
 
 def pg_binary(name: str) -> str | None:
@@ -105,8 +107,10 @@ class Server:
     """One casebook-mlflow-server on a database of the test cluster and a fixed free port: started, stopped
     (or SIGKILLed) and restarted by its process group."""
 
-    def __init__(self, database_uri: str, folder: Path, workers: int = 1, extra_env: dict | None = None):
-        self.database_uri, self.folder, self.workers = database_uri, folder, workers
+    def __init__(
+        self, database_uri: str, folder: Path, workers: int = 1, extra_env: dict | None = None, args: tuple = ()
+    ):
+        self.database_uri, self.folder, self.workers, self.args = database_uri, folder, workers, list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **(extra_env or {})}
@@ -131,6 +135,7 @@ class Server:
                     str(self.port),
                     "--workers",
                     str(self.workers),
+                    *self.args,
                 ],
                 env=env,
                 stdout=out,
@@ -175,8 +180,9 @@ def _listening(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def server(postgres, tmp_path_factory):
-    """casebook-mlflow-server on PostgreSQL; yields its URL. Users alice and bob are created by the admin."""
-    handle = Server(postgres, tmp_path_factory.mktemp("mlflow-server"))
+    """casebook-mlflow-server on PostgreSQL; yields its URL. Users alice and bob are created by the admin. The
+    team's public name is TEAM_NAME."""
+    handle = Server(postgres, tmp_path_factory.mktemp("mlflow-server"), args=("--allowed-hosts", TEAM_NAME))
     try:
         handle.start()
         handle.create_users()
@@ -557,15 +563,25 @@ def test_no_database_password_is_left_on_disk_or_on_a_command_line(postgres, tmp
         again.stop()
 
 
-def test_the_readme_user_api_works(server):
+DOCS = Path(__file__).parents[1] / "docs" / "team-server.md"
+
+
+def _documented(language: str, containing: str) -> str:
+    """The one ```language block of docs/team-server.md that contains ``containing``, continuation lines joined."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(), re.S)
+    (block,) = [b for b in blocks if containing in b]
+    return block.replace("\\\n", " ")
+
+
+def test_the_documented_user_api_works(server):
     from mlflow.server import get_app_client
 
     env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        readme = (Path(__file__).parents[1] / "README.md").read_text()
-        assert 'users.grant_user_permission(username="alice", resource_type="experiment"' in readme
+        documented = _documented("python", "get_app_client")
+        assert 'users.grant_user_permission(username="alice", resource_type="experiment"' in documented
         users = get_app_client("basic-auth", tracking_uri=server)
         users.create_user(username="carol", password="Carol-pass-for-tests")
         r = requests.post(
@@ -657,3 +673,192 @@ def test_the_load_benchmark_counts_what_landed(server):
         timeout=60,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+INVALID_HOST = "Invalid Host header - possible DNS rebinding attack detected"  # MLflow's answer (403)
+
+
+def _search_as(server: str, host: str) -> requests.Response:
+    """alice's experiment search, sent to ``server`` with the Host header ``host``."""
+    return requests.get(
+        f"{server}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        headers={"Host": host},
+        auth=("alice", USERS["alice"]),
+        timeout=10,
+    )
+
+
+def test_only_the_hosts_the_server_is_served_on_are_answered(server):
+    port = int(server.rsplit(":", 1)[1])
+    for foreign in (
+        "evil.example:5000",
+        f"evil.example:{port}",
+        "evil.example",
+        f"localhost.evil.example:{port}",
+        f"127.0.0.1.evil.example:{port}",
+        f"{TEAM_NAME}.evil.example:{port}",
+        f"mlflow:{port + 1}",  # names other than loopback: on the server's port only
+    ):
+        r = _search_as(server, foreign)
+        assert r.status_code == 403 and r.text == INVALID_HOST, (foreign, r.status_code, r.text[:200])
+    for ours in (
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+        f"[::1]:{port}",
+        "localhost:8022",  # loopback on any port: an SSH tunnel, a remapped container port
+        f"mlflow:{port}",  # docker-compose.yml's service name
+        f"{TEAM_NAME}:{port}",
+        TEAM_NAME,  # behind a reverse proxy on port 80
+    ):
+        r = _search_as(server, ours)
+        assert r.status_code == 200, (ours, r.status_code, r.text[:200])
+    for origin, status in ((f"http://{TEAM_NAME}:{port}", 200), (f"http://evil.example:{port}", 403)):
+        r = requests.post(  # the UI's POSTs carry its page's origin: the server's own name, or a foreign one
+            f"{server}/ajax-api/2.0/mlflow/experiments/search",
+            json={"max_results": 1},
+            headers={"Host": f"{TEAM_NAME}:{port}", "Origin": origin},
+            auth=("alice", USERS["alice"]),
+            timeout=10,
+        )
+        assert r.status_code == status, (origin, r.status_code, r.text[:200])
+    r = requests.post(  # refused for its Host before the artifact guard reads the request (400 otherwise)
+        f"{server}/api/2.0/mlflow/experiments/create",
+        json={"name": "rebound", "artifact_location": "file:///tmp/elsewhere"},
+        headers={"Host": f"evil.example:{port}"},
+        auth=("alice", USERS["alice"]),
+        timeout=10,
+    )
+    assert r.status_code == 403 and r.text == INVALID_HOST, r.text
+
+
+def _launcher(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """casebook-mlflow-server with ``args``; a server it would start could not open its store."""
+    env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    command = [PY, "-m", "casebook.cli.mlflow_server", "--backend-store-uri", "sqlite:////nonexistent/x.db", *args]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert not glob.glob(f"{tempfile.gettempdir()}/casebook-mlflow-auth.{proc.pid}.*"), "work was done"
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def test_any_host_is_refused_unless_asked_for_by_its_own_flag():
+    for args, env, source in (
+        (("--allowed-hosts", "*"), {}, "--allowed-hosts"),
+        (("--allowed-hosts", f"{TEAM_NAME},*:5000"), {}, "--allowed-hosts"),
+        ((), {"MLFLOW_SERVER_ALLOWED_HOSTS": "*"}, "MLFLOW_SERVER_ALLOWED_HOSTS"),
+        ((), {"MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE": "true"}, "unset MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE"),
+    ):
+        r = _launcher(*args, env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, (args, r.returncode, r.stderr)
+        assert lines[0].startswith(f"casebook-mlflow-server: error: {source}") and "--allow-any-host" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("http://mlflow.example.com:5000", "not URLs"),
+        ("mlflow.example.com/", "not URLs"),
+        ("192.168.*", "leading labels"),
+        ("mlflow-*", "leading labels"),
+        ("*.com", "top-level domain"),
+        ("fd00::5", "[fd00::5]"),
+        ("mlflow.example.com:70000", "between 1 and 65535"),
+        ("a.example,,b.example", "empty name"),
+        ("team server", "not a host name"),
+    ],
+)
+def test_bad_allowed_hosts_exit_2_with_one_line_before_any_work(value, words, monkeypatch, capsys):
+    from casebook.cli import mlflow_server
+
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.setattr(mlflow_server.tempfile, "mkdtemp", lambda **kw: pytest.fail("work was done"))
+    code = mlflow_server.main(["--backend-store-uri", "sqlite:////nonexistent/x.db", "--allowed-hosts", value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("casebook-mlflow-server: error: --allowed-hosts")
+    assert words in err, err
+
+
+class _FakeServer:
+    """Stands in for ``mlflow server``: records the command line and environment it was given."""
+
+    started: list = []
+
+    def __init__(self, command, env):
+        self.started.append((command, env))
+
+    def wait(self):
+        return 0
+
+
+def _launched(monkeypatch, capsys, *args: str, env: dict | None = None) -> tuple[dict, dict, str]:
+    """Run the launcher in-process with ``mlflow server`` faked: (its --allowed-hosts and --cors-allowed-origins,
+    its environment, stderr)."""
+    from casebook.cli import mlflow_server
+
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(mlflow_server.subprocess, "Popen", _FakeServer)
+    monkeypatch.setattr(mlflow_server.signal, "signal", lambda *a: None)  # pytest keeps its own handlers
+    _FakeServer.started.clear()
+    assert mlflow_server.main(["--backend-store-uri", "sqlite:////nonexistent/x.db", *args]) == 0
+    ((command, server_env),) = _FakeServer.started
+    options = {k: command[command.index(k) + 1] for k in ("--allowed-hosts", "--cors-allowed-origins")}
+    return options, server_env, capsys.readouterr().err
+
+
+def test_allow_any_host_passes_star_with_a_warning(monkeypatch, capsys):
+    options, _, err = _launched(monkeypatch, capsys, "--allow-any-host")
+    assert options["--allowed-hosts"] == "*"
+    assert err.startswith("casebook-mlflow-server: warning: --allow-any-host") and "DNS" in err, err
+
+
+def test_the_default_hosts_and_the_teams_names_reach_mlflow(monkeypatch, capsys):
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    options, server_env, err = _launched(
+        monkeypatch, capsys, "--host", "0.0.0.0", "--port", "5000", env={"MLFLOW_SERVER_ALLOWED_HOSTS": TEAM_NAME}
+    )
+    hosts = options["--allowed-hosts"].split(",")
+    assert "MLFLOW_SERVER_ALLOWED_HOSTS" not in server_env, "the list goes on the command line, whole"
+    assert "warning" not in err and options["--allowed-hosts"] in err.replace(", ", ","), err
+    machine = socket.gethostname().lower()
+    accepted = ["localhost:5000", "127.0.0.1:6006", "[::1]:5000", "mlflow:5000", f"{machine}:5000", TEAM_NAME]
+    refused = ["evil.example:5000", "mlflow:5001", f"{TEAM_NAME}:5001", "0.0.0.0:5000", "[::2]:5000"]
+    assert [h for h in accepted if not is_allowed_host_header(hosts, h)] == []
+    assert [h for h in refused if is_allowed_host_header(hosts, h)] == []
+    origins = options["--cors-allowed-origins"].split(",")
+    assert {f"http://{TEAM_NAME}", f"https://{TEAM_NAME}", f"http://{TEAM_NAME}:5000", "http://mlflow:5000"} <= set(
+        origins
+    )
+    assert not [o for o in origins if "localhost" in o or "*" in o], origins  # MLflow allows loopback itself
+
+
+def test_the_documented_host_check_answers_both_ways(server):
+    """docs/team-server.md's curl command, pointed at the test server: JSON for a name the server was given,
+    MLflow's refusal for another."""
+    command = _documented("bash", "curl ").strip()
+    port = server.rsplit(":", 1)[1]
+    env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": USERS["alice"]}
+    answers = {}
+    for name in (TEAM_NAME, "evil.example"):
+        ours = command.replace("127.0.0.1:5000", f"127.0.0.1:{port}").replace(
+            "mlflow.example.com:5000", f"{name}:{port}"
+        )
+        assert ours != command and name in ours, command
+        answers[name] = subprocess.run(["bash", "-c", ours], env=env, capture_output=True, text=True, timeout=30)
+    assert answers[TEAM_NAME].returncode == 0 and answers[TEAM_NAME].stdout.startswith("{"), answers[TEAM_NAME]
+    assert answers["evil.example"].stdout == INVALID_HOST, answers["evil.example"]
+
+
+def test_the_documented_server_command_parses_and_names_its_host():
+    from casebook.cli import mlflow_server
+
+    command = shlex.split(_documented("bash", "casebook-mlflow-server --host"))
+    options = command[command.index("casebook-mlflow-server") + 1 : command.index("#") if "#" in command else None]
+    hosts = mlflow_server.allowed_hosts(mlflow_server.build_parser().parse_args(options))
+    assert {"mlflow.example.com", "mlflow.example.com:5000", "localhost:*"} <= set(hosts) and "*" not in hosts
+    helped = subprocess.run([PY, "-m", "casebook.cli.mlflow_server", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--allowed-hosts" in helped.stdout and "--allow-any-host" in helped.stdout

@@ -12,6 +12,10 @@ app answers, before anything is stored:
 * 400 to any artifact path that is absolute, has empty, ``.`` / ``..`` or dots-only segments, backslashes or
   NUL bytes (MLflow answers some of these with 500), in the proxied-artifact routes and ``path`` parameters.
 
+A request whose ``Host`` header the server does not serve (MLflow's ``--allowed-hosts``, which
+``casebook-mlflow-server`` sets) is answered 403 by MLflow's own host check, placed in front of this layer so
+that nothing is read or looked up for it.
+
 Registered as the ``casebook-auth`` MLflow app (``mlflow server --app-name casebook-auth``).
 """
 
@@ -139,8 +143,11 @@ class ArtifactRootGuard:
 
 
 def create_app():
-    """MLflow's basic-auth app (FastAPI under uvicorn, MLflow's default server) behind :class:`ArtifactRootGuard`."""
+    """MLflow's basic-auth app (FastAPI under uvicorn, MLflow's default server) behind :class:`ArtifactRootGuard`,
+    behind MLflow's Host-header check (under the same conditions as MLflow's own, which stays in place too)."""
+    from mlflow.environment_variables import MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE
     from mlflow.server.auth import create_app as basic_auth_app
+    from mlflow.server.fastapi_security import HostValidationMiddleware, get_allowed_hosts
 
     app = basic_auth_app()
     call = getattr(app, "__call__", None)  # noqa: B004 (the method itself is inspected, not callability)
@@ -149,4 +156,8 @@ def create_app():
             "casebook-mlflow-server runs MLflow under uvicorn (an ASGI app); do not pass "
             "--gunicorn-opts or --waitress-opts"
         )
-    return ArtifactRootGuard(app)
+    guarded = ArtifactRootGuard(app)
+    hosts = get_allowed_hosts()
+    if MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE.get() == "true" or "*" in hosts:
+        return guarded
+    return HostValidationMiddleware(guarded, allowed_hosts=hosts)
