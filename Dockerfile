@@ -31,6 +31,8 @@ ENV VENV=/home/casebook/venv \
 ARG TORCH_INDEX=
 COPY --chown=casebook requirements.txt pyproject.toml Makefile README.md ./
 COPY --chown=casebook src ./src
+# JupyterLab's settings overrides (widget state saved in notebooks), installed into the venv by `make venv`
+COPY --chown=casebook jupyterlab ./jupyterlab
 RUN make venv PYTHON=python3.11 VENV=/home/casebook/venv TORCH_INDEX="${TORCH_INDEX}"
 COPY --chown=casebook . .
 

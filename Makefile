@@ -4,6 +4,8 @@ PYTHON   ?= python3.11
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.casebook-installed
+# JupyterLab reads overrides.json from its application settings folder, <venv>/share/jupyter/lab/settings
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 LAB_IP   ?= 127.0.0.1
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_DIR  ?= $(or $(CASEBOOK_MLFLOW),$(CURDIR))
@@ -13,24 +15,26 @@ COLAB_NOTEBOOK ?= notebooks/03_synthetic_classification.ipynb
 TORCH_INDEX ?=
 TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 
-.PHONY: help venv test test-quick lint format notebooks results verify lab mlflow-ui cluster data-check colab-check docker-check clean
+.PHONY: help venv lab-settings test test-quick lint format notebooks results changelog verify lab mlflow-ui cluster data-check colab-check docker-check clean
 
 help:
-	@echo "make notebooks   execute every notebook (full mode, in place), refresh README results"
+	@echo "make lab         read and run the notebooks in JupyterLab on $(LAB_IP):8888 (token on)"
+	@echo "make notebooks   re-execute every notebook in full mode, OVERWRITING the committed outputs, figures,"
+	@echo "                 results and README table (~35-45 min on 2 cores)"
 	@echo "make test        run the test suite (unit tests + every notebook in smoke mode): what CI runs"
 	@echo "make test-quick  the edit loop: the tests that start no notebook, server, database or cluster"
 	@echo "make lint        ruff: lint and format check (code, tests, notebooks); make format applies both"
-	@echo "make lab         JupyterLab on $(LAB_IP):8888 (token on)"
 	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
 	@echo "make cluster     a Ray head and one worker on 127.0.0.1 (prints the address; Ctrl-C stops them)"
 	@echo "make results     rebuild the README results table from assets/results/*.json"
+	@echo "make changelog   rebuild CHANGELOG.md (published numbers per case) from the results files' git history"
 	@echo "make verify NB=05  re-execute notebook(s) on a scratch copy and compare with the committed numbers"
 	@echo "make data-check  verify every dataset in the data root (CASEBOOK_DATA)"
 	@echo "make docker-check opt-in: build the image and run every compose service against a Docker daemon"
 	@echo "make colab-check opt-in: Colab's install path (pyproject dependencies only) in a scratch venv,"
 	@echo "                 then notebook $(COLAB_NOTEBOOK) in smoke mode"
 
-venv: $(STAMP)
+venv: $(STAMP) $(LAB_SETTINGS)
 
 # The one install recipe (the Dockerfile calls `make venv`). triton is removed because TensorFlow and
 # triton in one process segfault, and nothing here needs triton on a CPU.
@@ -44,6 +48,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip uninstall --quiet -y triton
 	touch $(STAMP)
+
+# JupyterLab saves widget state in notebooks (jupyterlab/overrides.json): a progress bar from a run in the lab
+# reopens as a bar, not as "Error displaying widget: model not found"
+lab-settings: $(LAB_SETTINGS)
+
+$(LAB_SETTINGS): jupyterlab/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp $< $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -68,6 +80,9 @@ notebooks: $(STAMP)
 results: $(STAMP)
 	$(BIN)/python -m casebook.report
 
+changelog: $(STAMP)
+	$(BIN)/python scripts/changelog.py
+
 # NB: notebook numbers or names (default: all); exit 1 when a number moved beyond its declared tolerance
 verify: $(STAMP)
 	$(BIN)/python -m casebook.verify $(NB)
@@ -81,7 +96,7 @@ cluster: $(STAMP)
 data-check: $(STAMP)
 	$(BIN)/python -m casebook.data
 
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_SETTINGS)
 	$(BIN)/jupyter lab --ip=$(LAB_IP) --port=8888 --no-browser $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR)
 
 mlflow-ui: $(STAMP)

@@ -61,11 +61,109 @@ def test_results_file_schema_and_readme_table(tmp_path, monkeypatch):
     readme.write_text(f"intro\n{readme_table.README_START}\nstale table\n{readme_table.README_END}\noutro\n")
     assert readme_table.update_readme(readme, path.parent)
     text = readme.read_text()
-    assert (
-        "| demo" in text and "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
-    )
-    assert "a (baseline), by validation accuracy" in text and "01 0.2 min<br>02 1.0 min" in text
+    assert "0.900 [0.880, 0.920]" in text and "stale table" not in text and text.endswith("outro\n")
+    assert "| a (baseline), by validation accuracy |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    assert [row.split(")")[0] for row in rows] == [
+        "| [01 · demo](notebooks/01_x.ipynb",
+        "| [02 · demo](notebooks/02_y.ipynb",
+    ]
+    assert "| 0.2 min |" in rows[0] and "| 1.0 min |" in rows[1]
+    assert "<summary>toy</summary>80/20 split</details>" in rows[0]
     assert not readme_table.update_readme(readme, path.parent)  # idempotent
+
+
+def _publish(case, notebook, runtimes, models, best, targets, monkeypatch, **kwargs):
+    """A results file written as casebook.publish writes it: the notebook's targets judged on its model."""
+    from casebook import provenance
+    from casebook.report.targets import judge
+
+    monkeypatch.setenv(provenance.NOTEBOOK_ENV, notebook)
+    model, targets = targets
+    judged = [{**t, "model": model} for t in judge(targets, models[model])]
+    return results_file.write_results(case, "toy", "p", runtimes, models, best, targets=judged, **kwargs)
+
+
+def test_the_readme_table_has_one_row_per_notebook_in_notebook_order(tmp_path, monkeypatch):
+    """Two notebooks sharing a results file (as 01 and 02 share gamma-telescope) get a row each, with the model
+    each publishes, its metrics, verdicts and wall time; rows follow the notebooks' order, not the files'."""
+    from casebook.report.targets import Target
+
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
+    models = _models()
+    selection = results_file.selection_record("CV accuracy", {"a": 0.91, "b": 0.85})
+    high, low = Target("accuracy", 0.95, "a paper"), Target("accuracy", 0.75, "the seed")
+    _publish("zeta", "01_first", {"01_first": 60}, {"a": models["a"]}, "a", ("a", [high]), monkeypatch)
+    runtimes = {"01_first": 60, "02_second": 120}
+    _publish("zeta", "02_second", runtimes, models, "a", ("b", [low]), monkeypatch, selection=selection)
+    _publish("alpha", "03_third", {"03_third": 30}, {"a": models["a"]}, "a", ("a", [low]), monkeypatch)
+    table = readme_table.results_markdown(tmp_path / "assets" / "results")
+    rows = table.splitlines()[2:]
+    assert [row.split("](")[0] for row in rows] == ["| [01 · zeta", "| [02 · zeta", "| [03 · alpha"]
+    first, second, third = rows
+    assert "| a, by CV accuracy |" in first and "accuracy ≥ 0.95: **missed**" in first and "| 1.0 min |" in first
+    assert "| b, the best of this notebook's models by CV accuracy |" in second and "0.800 [0.700, 0.900]" in second
+    assert "accuracy ≥ 0.75: **reached**" in second and "| 2.0 min |" in second and "0.900 [0.880" not in second
+    assert "accuracy ≥ 0.75: **met**" in third
+
+
+def test_the_readme_table_falls_back_to_best_without_targets(tmp_path, monkeypatch):
+    """Results files written before targets existed: a notebook that produced the case's best shows it; one that
+    did not shows its own best model by the recorded selection (02's MLPs beside 01's classical models)."""
+    from casebook import provenance
+
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
+    models = {**_models(), "c": {"accuracy": {"value": 0.7, "ci95": [0.6, 0.8]}}}
+    monkeypatch.setenv(provenance.NOTEBOOK_ENV, "01_first")
+    results_file.write_results("zeta", "toy", "p", {"01_first": 6}, {"a": models["a"]}, "a")
+    monkeypatch.setenv(provenance.NOTEBOOK_ENV, "02_second")
+    selection = results_file.selection_record("CV accuracy", {"a": 0.9, "b": 0.7, "c": 0.8})
+    path = results_file.write_results(
+        "zeta", "toy", "p", {"01_first": 6, "02_second": 6}, models, "a", selection=selection
+    )
+    assert readme_table.published_models(json.loads(path.read_text())) == {"01_first": "a", "02_second": "c"}
+    rows = readme_table.results_markdown(path.parent).splitlines()[2:]
+    assert "| a, by CV accuracy |" in rows[0] and "| c, the best of this notebook's models" in rows[1]
+    assert all("| — |" in row for row in rows)  # no targets recorded, no verdicts invented
+
+
+def test_the_seed_claims_are_compared_like_for_like(tmp_path, monkeypatch):
+    """The seed's claim sits beside our number for the same model measured the same way: a named model's test
+    metric, or (notebook 03) the seed's model run at the seed's own settings, recorded in the results file's
+    extra (the claim is then restated for that model); where neither exists, the claim stands alone."""
+    from casebook.report.targets import Target
+
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
+    rf = {"accuracy": {"value": 0.883, "ci95": [0.874, 0.892]}}
+    best = {"accuracy": {"value": 0.889, "ci95": [0.88, 0.898]}}
+    path = results_file.write_results("g", "t", "p", {"01_gamma": 1}, {"XGBoost": best, "Random Forest": rf}, "XGBoost")
+    row = readme_table.results_markdown(path.parent).splitlines()[2]
+    assert "| Random Forest accuracy 0.897; ours 0.883 [0.874, 0.892] |" in row
+    path.unlink()
+    path = results_file.write_results("s", "t", "p", {"03_synthetic": 1}, {"rf": best}, "rf")
+    alone = readme_table.results_markdown(path.parent).splitlines()[2]
+    assert "| SVM accuracy 0.99 at the seed's settings |" in alone and "0.889 [0.880, 0.898]<br>" not in alone
+    at_seed = {"accuracy": {"value": 0.9926, "ci95": [0.9881, 0.9965]}}
+    like_for_like = {
+        "model": "logistic-regression",
+        "seed": {"test accuracy": 0.99, "cv accuracy": [0.99, 0.99]},
+        "ours": {"cv accuracy": [0.99], "validation": rf, "test": at_seed},
+    }
+    side = "logistic-regression at the seed's settings"  # published beside the chosen model, judged by the target
+    _publish(
+        "s",
+        "03_synthetic",
+        {"03_synthetic": 1},
+        {"rf": best, side: at_seed},
+        "rf",
+        (side, [Target("accuracy", 0.99, "the seed's README")]),
+        monkeypatch,
+        extra={"seed_claim_like_for_like": like_for_like},
+    )
+    row = readme_table.results_markdown(path.parent).splitlines()[2]
+    assert "| rf | accuracy 0.889 [0.880, 0.898] |" in row  # the row shows the model the notebook chose
+    assert f"| accuracy ≥ 0.99 ({side}): **reached** |" in row
+    assert "| logistic-regression accuracy 0.99 at the seed's settings; ours 0.993 [0.988, 0.997] |" in row
 
 
 def test_bad_results_are_rejected(tmp_path):

@@ -3,8 +3,10 @@
 ``python -m casebook.notebooks [--smoke] [--out DIR] [--timeout S] [NOTEBOOK ...]``
 ``python -m casebook.notebooks --sync-setup``: badges and Colab/Kaggle set-up cells from the repository URL
 
-Outputs and execution counts (1..N from a top-to-bottom run: deterministic, so they stay) are kept; kernel
-metadata and per-cell execution timestamps are stripped so that a re-run only changes what really changed.
+Outputs and execution counts (1..N from a top-to-bottom run: deterministic, so they stay) are kept, and so is the
+language information the kernel reports (JupyterLab would otherwise mark each notebook changed the moment its
+kernel starts); other metadata and per-cell execution timestamps are stripped, so that a re-run only changes what
+really changed.
 Executed headless (``CASEBOOK_HEADLESS=1``), progress bars draw nothing: a committed output holds no bar.
 """
 
@@ -20,11 +22,25 @@ from pathlib import Path
 from . import config
 
 KERNEL_SPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+# What the kernel reports about its language on start-up. JupyterLab writes this into a notebook as soon as a
+# kernel starts, so a committed notebook that keeps all of it opens unmodified (one with less is marked changed).
+LANGUAGE_INFO_KEYS = (
+    "name",
+    "version",
+    "mimetype",
+    "file_extension",
+    "pygments_lexer",
+    "codemirror_mode",
+    "nbconvert_exporter",
+)
 
 
 def strip_noise(nb) -> None:
-    """Remove execution timestamps and kernel/language-version metadata (in place); execution counts stay."""
-    nb.metadata = {"kernelspec": dict(KERNEL_SPEC), "language_info": {"name": "python"}}
+    """Remove execution timestamps and every notebook-level metadata key but the kernel spec and the language
+    information the kernel reported (in place); execution counts stay."""
+    reported = nb.metadata.get("language_info", {})
+    language_info = {key: reported[key] for key in LANGUAGE_INFO_KEYS if key in reported}
+    nb.metadata = {"kernelspec": dict(KERNEL_SPEC), "language_info": language_info or {"name": "python"}}
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
