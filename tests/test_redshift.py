@@ -244,7 +244,11 @@ def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch
     assert result.history.index.tolist() == [1, 2] and result.model is None
     assert result.history.to_dict("list") == direct.history.to_dict("list")
     assert result.validation == direct.validation and result.n_train == direct.n_train == len(split.y_train)
-    np.testing.assert_allclose(result.outputs["test_proba"], direct.outputs["test_proba"], atol=1e-6)
+    for split_name in ("val_proba", "test_proba"):
+        np.testing.assert_allclose(result.outputs[split_name], direct.outputs[split_name], atol=1e-6)
+    # the validation predictions the tie rule compares are those of the restored (best-epoch) weights
+    restored = np.mean(result.outputs["val_proba"].argmax(1) == split.y_valid)
+    assert restored == pytest.approx(result.validation["accuracy_at_best"], abs=1.01 / len(split.y_valid))
     record = json.loads(Path(result.outputs["record_file"]).read_text())
     assert record["conf_matrix_test"] == direct.outputs["record"]["conf_matrix_test"]
     assert (tmp_path / "assets" / "nb" / "report_CNN__Success3.png").is_file()
@@ -253,3 +257,35 @@ def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch
     logged = backend.setup("redshift-sweep").MlflowClient().list_artifacts(result.outputs["run_id"], "figures")
     assert [f.path for f in logged] == ["figures/report.png"]  # drawn once, by the driver, into the trial's run
     assert (tmp_path / "best.keras").is_file()
+
+
+def test_the_seed_report_figure_keeps_its_table_inside_panel_d():
+    """Panel (d)'s per-class table stays inside its own axes, clear of panel (c)'s accuracy axis and label,
+    whatever the class names (|ΔZ| ≥ 0.001 is the longest the targets make)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    from casebook.report.records import record_figure
+
+    rng = np.random.default_rng(0)
+    for names in (["|ΔZ| ≥ 0.001", "|ΔZ| < 0.001"], ["flag 1", "flags 2+9", "flags 3+4"]):
+        y = rng.integers(0, len(names), 300)
+        pred = np.where(rng.random(300) < 0.8, y, rng.integers(0, len(names), 300))
+        cm = confusion_matrix(y, pred).tolist()
+        curves = {"loss": [0.5, 0.4, 0.3], "val_loss": [0.55, 0.45, 0.4], "acc": [0.7, 0.8, 0.85]}
+        report = classification_report(y, pred, target_names=names, output_dict=True)
+        record = {"class_names": names, "cm_train": cm, "cm_test": cm, "val_acc": [0.7, 0.75, 0.8], **curves}
+        figure = record_figure(record | {"best_epoch": 3, "report": report})
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        panel_d = next(ax for ax in figure.axes if ax.tables)
+        table = panel_d.tables[0]
+        box = panel_d.get_window_extent(renderer)
+        texts = [cell.get_text().get_window_extent(renderer) for cell in table.get_celld().values()]
+        assert all(box.x0 <= t.x0 and t.x1 <= box.x1 for t in texts), "a cell's text spills out of panel (d)"
+        accuracy_axis = figure.axes[-1]  # panel (c)'s twin axis, drawn last
+        label = accuracy_axis.yaxis.label.get_window_extent(renderer)
+        ticks = [t.get_window_extent(renderer).x1 for t in accuracy_axis.get_yticklabels() if t.get_text()]
+        assert max([label.x1, *ticks]) < min(t.x0 for t in texts), "the table covers panel (c)'s accuracy axis"

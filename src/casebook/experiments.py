@@ -236,8 +236,9 @@ def run_redshift_experiment(
     pooled) input, train with early stopping, checkpoint (``best.keras`` in ``checkpoint_dir``, if given) and LR
     schedule on validation loss (:func:`casebook.training.keras_loops.train_keras_classifier`), log params and
     per-epoch metrics to MLflow, and compute the seed's ``save_in_dict`` record. Returns the
-    :class:`TrainingResult`, with ``outputs`` holding ``run_id``, ``name``, ``record`` and ``test_proba``
-    (:func:`keep_redshift_record` writes the record and draws its figure)."""
+    :class:`TrainingResult`, with ``outputs`` holding ``run_id``, ``name``, ``record``, ``val_proba`` (what the
+    tie rule compares candidates on) and ``test_proba`` (:func:`keep_redshift_record` writes the record and
+    draws its figure)."""
     import keras
 
     from .redshift import seed_api
@@ -275,9 +276,10 @@ def run_redshift_experiment(
         record = seed_api.seed_record(
             net, x_test, ds.Y_test, x_train, ds.Y_train, history, ds.n_classes, ds.class_names
         )
+    val_proba = net.predict(keras_loops.keras_inputs(net, ds.X_valid, ds.z_valid), batch_size=256, verbose=0)
     test_proba = net.predict(x_test, batch_size=256, verbose=0)
     run_id = active.info.run_id
-    result.outputs.update(run_id=run_id, name=name, record=record, test_proba=test_proba)
+    result.outputs.update(run_id=run_id, name=name, record=record, val_proba=val_proba, test_proba=test_proba)
     return result
 
 
@@ -337,7 +339,7 @@ def redshift_trial(trial: dict, data, summaries=None) -> dict:
             params={"pool": trial["pool"]} | ({"undersample": True} if trial.get("undersample") else {}),
             seed=trial["seed"],
         )
-    outputs = {k: result.outputs[k] for k in ("run_id", "name", "record", "test_proba")}
+    outputs = {k: result.outputs[k] for k in ("run_id", "name", "record", "val_proba", "test_proba")}
     return {"training": result.as_record(), **outputs}
 
 
@@ -370,6 +372,6 @@ def run_redshift_sweep(
     for record in outcomes:
         result = TrainingResult.from_record(record["training"])
         result.outputs.update({k: record[k] for k in ("run_id", "name", "record")})
-        result.outputs["test_proba"] = np.asarray(record["test_proba"])
+        result.outputs.update({k: np.asarray(record[k]) for k in ("val_proba", "test_proba")})
         results[record["name"]] = keep_redshift_record(result, notebook, records_dir)
     return results
