@@ -1,7 +1,7 @@
 """Where a published number came from: the commit, the data files, the library versions, the machine, the
 seeds and the mode of the process that produced it.
 
-:func:`collect` is called by :func:`casebook.report.write_results` and stored in every results file under
+:func:`collect` is called by :func:`casebook.report.results_file.write_results` and stored in every results file under
 ``provenance.<notebook>``; :func:`summary_line` is what each notebook's last cell prints. Nothing here imports
 a heavy library: versions are read from the installed distributions, devices only from frameworks the process
 has already imported.
@@ -126,7 +126,7 @@ def devices() -> dict:
 
 def collect(wall_s: float | None = None) -> dict:
     """The provenance of what this process publishes now: commit and dirty state, the sha256 of every data
-    file it verified (:func:`casebook.data.verified_files`), library versions, devices, the seeds set through
+    file it verified (:func:`casebook.data.checksums.verified_files`), library versions, devices, the seeds set through
     :func:`casebook.config.seed_everything`, the mode, start time (UTC) and wall seconds."""
     started = config.STARTED_AT
     return {

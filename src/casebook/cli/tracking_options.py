@@ -43,7 +43,7 @@ def check_cluster(tracked: bool) -> None:
 def tracked(enabled: bool, experiment: str, run_name: str, params: dict):
     """An MLflow run around a tool's work (yields None when not ``enabled``). It is opened before training,
     so a server that refuses the run (403) stops the tool before any work or output; a refusal while
-    logging, or a server that stops answering (after :func:`casebook.tracking.bound_retries`' retries),
+    logging, or a server that stops answering (after :func:`casebook.tracking.team_server.bound_retries`' retries),
     becomes a :class:`CLIError` too: one line, exit code 2, nothing written."""
     if not enabled:
         yield None

@@ -135,7 +135,7 @@ def read_files(folder: Path | None = None, on_bad_flag: str = "error", allow_pic
     if missing:
         raise DataNotFoundError(
             f"redshift data not found: put {', '.join(missing)} in {folder}/ (the survey's "
-            f"PDF export; or use casebook.redshift.simulate())"
+            f"PDF export; or use casebook.redshift.simulator.simulate())"
         )
     pdfs = _load_array(folder / "pdfs32.npy", mmap_mode="r")
     zgrid = _load_array(folder / "zgrid32.npy")

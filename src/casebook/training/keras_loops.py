@@ -141,7 +141,7 @@ def epoch_seconds_per_10k(model, X, Y, batch_size: int = 64, n_rows: int = 2000)
 def train_keras_classifier(
     model, ds, epochs: int = 20, batch_size: int = 64, output_dir=None, patience: int = 5, verbose: int = 2
 ) -> TrainingResult:
-    """Train a Keras classifier on a :class:`casebook.redshift.Dataset`: Adam (compiled in) with a learning-rate
+    """Train a Keras classifier on a :class:`casebook.redshift.dataset.Dataset`: Adam (compiled in) with a learning-rate
     schedule (halved when validation loss stalls), EarlyStopping and ModelCheckpoint (``best.keras``) on
     validation loss — never on the test set. A two-input model gets the estimated redshift as ``z`` (its
     Normalization layer is adapted on the training rows only). ``validation["accuracy_at_best"]`` is the
