@@ -18,6 +18,16 @@ from ..persistence import UntrustedFileError, load_skops, save_skops
 from .torch_loop import torch_fit, torch_predict_proba
 
 
+def make_optimizer(network, name: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0):
+    """The optimiser that updates ``network``'s weights: Adam (``name='adam'``), or plain stochastic gradient
+    descent with momentum (``'sgd'``); ``weight_decay`` is an L2 penalty on the weights."""
+    import torch
+
+    if name == "adam":
+        return torch.optim.Adam(network.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(network.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     """A PyTorch MLP as a scikit-learn estimator (works in pipelines, ``GridSearchCV``, ``clone``).
 
@@ -90,17 +100,13 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         try:
             torch.manual_seed(self.seed)
             self.model_ = make_mlp(X.shape[1], tuple(self.hidden), len(self.classes_)).to(dev)
-            params = self.model_.parameters()
-            opt = (
-                torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-                if self.optimizer == "adam"
-                else torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-            )
+            opt = make_optimizer(self.model_, self.optimizer, self.lr, self.momentum, self.weight_decay)
             self.training_ = torch_fit(
                 self.model_,
                 torch.as_tensor(xtr),
                 torch.as_tensor(ytr),
                 **validation,
+                loss_fn=torch.nn.CrossEntropyLoss(),
                 optimizer=opt,
                 epochs=self.epochs,
                 batch_size=self.batch_size,

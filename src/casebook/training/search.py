@@ -49,6 +49,61 @@ def run_search(
         return search.fit(X, y)
 
 
+def _shown(value, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def params_text(params: Mapping, digits: int = 4) -> str:
+    """Parameters as a reader reads them: ``{'model__max_depth': 6, 'model__lr': 0.0003333}`` →
+    ``'max_depth=6, lr=0.0003333'`` (pipeline prefixes dropped, floats to ``digits`` significant digits)."""
+    return ", ".join(f"{name.split('__')[-1]}={_shown(value, digits)}" for name, value in params.items())
+
+
+def space_text(space: Mapping) -> str:
+    """A search space as a reader reads it: ``{'C': [0.01, 1], 'gamma': ['scale', 1e-06]}`` →
+    ``'C ∈ {0.01, 1}; gamma ∈ {scale, 1e-06}'``."""
+    return "; ".join(f"{name} ∈ {{{', '.join(_shown(v) for v in values)}}}" for name, values in space.items())
+
+
+def searches_table(searches: Mapping) -> pd.DataFrame:
+    """Fitted ``*SearchCV`` objects by name → one row each, best CV score first: the kind of search, how many
+    candidates it tried, the best candidate's mean and std CV score over the folds, its refit time and its
+    parameters (as :func:`params_text`)."""
+    rows = {}
+    for name, fitted in searches.items():
+        best = fitted.best_index_
+        rows[name] = {
+            "search": "grid" if "Grid" in type(fitted).__name__ else "random",
+            "candidates": len(fitted.cv_results_["params"]),
+            "CV score": fitted.best_score_,
+            "CV std": fitted.cv_results_["std_test_score"][best],
+            "refit s": fitted.refit_time_,
+            "best parameters": params_text(fitted.best_params_),
+        }
+    return pd.DataFrame(rows).T.infer_objects().sort_values("CV score", ascending=False)
+
+
+def out_of_fold(pipeline, X, y, cv, method: str = "predict", n_jobs: int = -1):
+    """Each training row predicted by the pipeline fitted on the other folds (scikit-learn's
+    ``cross_val_predict``, under :func:`casebook.cluster.parallel`): the validation predictions that the tie
+    rule (:func:`casebook.report.choice.choose`) compares when a choice is made by cross-validation.
+    ``method``: ``predict`` (labels) or ``predict_proba``."""
+    from sklearn.model_selection import cross_val_predict
+
+    with cluster.parallel():
+        return cross_val_predict(pipeline, X, y, cv=cv, method=method, n_jobs=n_jobs)
+
+
+def best_out_of_fold(fitted_search, X, y, method: str = "predict", n_jobs: int = -1):
+    """:func:`out_of_fold` for a fitted search's best candidate, on the search's own folds (``X, y`` are the
+    rows it was fitted on): the fold models that gave its best CV score, refitted (seeded estimators give
+    the same ones)."""
+    from sklearn.base import clone
+
+    best = clone(fitted_search.estimator).set_params(**fitted_search.best_params_)
+    return out_of_fold(best, X, y, fitted_search.cv, method, n_jobs)
+
+
 def cross_validate(pipeline, X, y, cv, scoring="accuracy", n_jobs: int = -1) -> dict:
     """scikit-learn's ``cross_validate`` (the pipeline refitted on each training fold only), under
     :func:`casebook.cluster.parallel`. ``scoring`` a name gives ``test_score``; a dict gives ``test_<name>``."""
