@@ -45,3 +45,24 @@ def test_publish_writes_results_with_verdicts_logs_the_run_and_prints_one_summar
     runs = executions.search("publish-exp", "tags.stage = 'published'")
     assert list(runs["tags.mlflow.runName"]) == ["cnn (published)"] and runs["metrics.test_accuracy"].iloc[0] == 0.93
     assert (config.REPO_ROOT / "README.md").read_text() == readme_before  # smoke runs never touch the README
+
+
+def test_a_notebook_that_republishes_another_ones_models_keeps_its_entry(monkeypatch, tmp_path, capsys):
+    """02 republishes 01's models beside its own: 01's runtime, provenance and targets stay in the file."""
+    monkeypatch.setattr(executions, "_EXECUTIONS", {})
+    monkeypatch.setenv("CASEBOOK_ASSETS", str(tmp_path / "assets"))
+    monkeypatch.setenv("CASEBOOK_SMOKE", "1")
+    first = {"rf": {"accuracy": {"value": 0.88, "ci95": [0.87, 0.89]}}}
+    for notebook, results, judged in (("01_a", first, None), ("02_b", {**first, "mlp": first["rf"]}, "mlp")):
+        monkeypatch.setenv("CASEBOOK_NOTEBOOK", notebook)
+        executions.start_execution("two-notebooks", notebook)
+        target = [Target("accuracy", 0.85, "a brief")]
+        publish.publish(
+            "two-notebooks", notebook, "toy", "toy", results, "rf", timing.Stopwatch(), target, judged_model=judged
+        )
+    written = json.loads(
+        results_file.read_results("two-notebooks") and (config.results_dir() / "two-notebooks.json").read_text()
+    )
+    assert set(written["runtimes"]) == set(written["provenance"]) == set(written["targets"]) == {"01_a", "02_b"}
+    assert written["models_by_notebook"] == {"01_a": ["rf"], "02_b": ["mlp"]}
+    assert written["targets"]["02_b"][0]["model"] == "mlp"

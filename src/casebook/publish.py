@@ -42,11 +42,20 @@ def publish(
     as the model the protocol chose, and print what was written. ``targets`` are judged on ``judged_model``
     (default: ``best``). Returns the results file's path."""
     judged = [{**t, "model": judged_model or best} for t in judge(targets, results[judged_model or best])]
+    # a notebook that republishes another's models (02 beside 01's) keeps that notebook's entry: its runtime,
+    # provenance and targets
+    previous = results_file.read_results(case) or {}
+    owners = previous.get("models_by_notebook", {})
+    kept = {
+        nb: seconds
+        for nb, seconds in previous.get("runtimes", {}).items()
+        if nb != notebook and set(owners.get(nb, ())) & set(results)
+    }
     path = results_file.write_results(
         case,
         dataset,
         protocol,
-        {notebook: clock.elapsed},
+        {**kept, notebook: clock.elapsed},
         results,
         best,
         extra=extra,
