@@ -233,14 +233,72 @@ def test_random_affine_is_seeded_keeps_layout_and_is_the_identity_at_zero():
 
     x = torch.randn(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     same = pp.random_affine(x, torch.Generator().manual_seed(0), max_degrees=0, max_shift=0)
-    assert torch.allclose(same, x, atol=1e-5) and same.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(same, x) and same.is_contiguous(memory_format=torch.channels_last)
     a = pp.random_affine(x, torch.Generator().manual_seed(1))
     b = pp.random_affine(x, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and not torch.allclose(a, x)
+    assert torch.equal(a, b) and not torch.allclose(a, x) and a.dtype == x.dtype
     shifted = torch.zeros(1, 1, 8, 8)
     shifted[0, 0, 4, 4] = 1.0
     moved = pp.random_affine(shifted, torch.Generator().manual_seed(2), max_degrees=0, max_shift=2)
-    assert moved.shape == shifted.shape and moved.sum() > 0
+    rows, cols = np.nonzero(moved[0, 0].numpy())
+    assert moved.shape == shifted.shape and abs(moved.sum().item() - 1) < 1e-6  # bilinear keeps the mass
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6  # within 2 px
+
+
+def test_random_affine_is_torchs_rotation_and_shift_and_keeps_a_flat_background_flat():
+    """The same transform as torch's ``affine_grid`` + ``grid_sample`` (border padding) up to the 1/256-pixel
+    snapping of source positions, and a constant image stays exactly constant (grid_sample's float32 weights
+    left last-bit noise there, near-ties for the max-pooling)."""
+    import torch
+    import torch.nn.functional as F
+
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    smooth = torch.stack([torch.sin(xx / 4) * torch.cos(yy / 5), (xx - yy) / 28])[:, None]  # 2 images
+    draw = torch.rand(2, 3, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    angle, shift = draw[:, 0] * np.deg2rad(10), draw[:, 1:] * 2 * 2 / 28
+    theta = torch.stack([torch.cos(angle), -torch.sin(angle), shift[:, 0], torch.sin(angle), torch.cos(angle)], 1)
+    theta = torch.cat([theta, shift[:, 1:]], 1).reshape(2, 2, 3)
+    grid = F.affine_grid(theta, [2, 1, 28, 28], align_corners=False)
+    torchs = F.grid_sample(smooth, grid, padding_mode="border", align_corners=False)
+    ours = pp.random_affine(smooth, torch.Generator().manual_seed(3), max_degrees=10, max_shift=2)
+    assert (ours - torchs).abs().max() < 2e-3 < (ours - smooth).abs().max()
+    flat = torch.full((8, 1, 28, 28), pp.images_to_tensor(np.zeros((1, 28, 28), np.uint8)).flatten()[0].item())
+    assert torch.equal(pp.random_affine(flat, torch.Generator().manual_seed(4)), flat)
+
+
+AUGMENT_DIGEST = """
+import hashlib, numpy as np, torch
+from casebook import preprocessing as pp
+images = np.random.default_rng(5).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+x = pp.images_to_tensor(images).contiguous(memory_format=torch.channels_last)
+out = pp.random_affine(x, torch.Generator().manual_seed(5))
+grid = torch.linspace(-1, 1, 28)  # affine_grid's base grid: its rounding depends on the kernels
+for t in (out, grid):
+    print(hashlib.sha256(t.numpy().tobytes()).hexdigest())
+print(torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def test_random_affine_gives_the_same_bits_with_other_kernels_and_thread_counts():
+    """Issue 40: notebook 05's augmented run differed between two CPUs. Torch's unvectorised kernels and one
+    thread stand in for another CPU here; the augmented batch must not change by a bit (torch's own
+    ``linspace``, which ``affine_grid`` used, does change on x86, which shows that the stand-in bites)."""
+    import os
+    import subprocess
+    import sys
+
+    def run(**env):
+        done = subprocess.run(
+            [sys.executable, "-c", AUGMENT_DIGEST], env=os.environ | env, capture_output=True, text=True, check=True
+        )
+        return done.stdout.split()
+
+    augmented, grid, capability = run()
+    unvectorised = run(ATEN_CPU_CAPABILITY="default")
+    assert unvectorised[0] == augmented, "torch's unvectorised kernels changed the augmented batch"
+    assert run(OMP_NUM_THREADS="1")[0] == augmented, "one thread changed the augmented batch"
+    if capability.startswith("AVX"):
+        assert unvectorised[1] != grid, "the stand-in for another CPU changed nothing here"
 
 
 def test_light_augmentation_flips_and_shifts_only_in_training_and_the_cnn_takes_it(keras_mod):

@@ -199,23 +199,44 @@ def images_to_tensor(x, mean: float = MNIST_MEAN, std: float = MNIST_STD):
     return (torch.from_numpy(np.ascontiguousarray(x)).float().div_(255).sub_(mean).div_(std)).unsqueeze(1)
 
 
-def random_affine(x, generator, max_degrees: float = 10.0, max_shift: float = 2.0):
-    """A batch of image tensors (N, C, H, W), each rotated by up to ``max_degrees`` and shifted by up to
-    ``max_shift`` pixels (uniform, drawn from ``generator`` on the CPU), edges extended: one ``grid_sample``
-    call per batch, in the batch's device and memory layout. The MNIST CNN's light training augmentation."""
-    import torch
-    import torch.nn.functional as F
+AFFINE_SUBPIXEL = 256  # random_affine's source positions snap to 1/256 pixel: exact interpolation weights
 
-    n, _, h, w = x.shape
-    draw = torch.rand(n, 3, generator=generator) * 2 - 1  # uniform in [-1, 1]
+
+def random_affine(x, generator, max_degrees: float = 10.0, max_shift: float = 2.0):
+    """A batch of image tensors (N, C, H, W), each rotated about its centre by up to ``max_degrees`` and shifted
+    by up to ``max_shift`` pixels (uniform, drawn from ``generator`` on the CPU), bilinear, edges extended; in the
+    batch's device, dtype and memory layout. The MNIST CNN's light training augmentation.
+
+    The same bits on every CPU, thread count and vector width: float64 element-wise steps only, each rounded
+    once by IEEE rules whatever the vectorisation, and one rounding to the batch's dtype at the end. Source
+    positions snap to 1/:data:`AFFINE_SUBPIXEL` pixel, so the bilinear weights are exact and a last-bit
+    difference between cosine implementations moves nothing unless it straddles a snapping boundary. (Torch's
+    ``affine_grid`` + ``grid_sample`` are not: ``linspace`` computes vector lanes and the remainder with
+    different formulas, so a 28-pixel grid rounds differently with AVX2 and AVX-512, and the interpolation
+    rounds differently per vector path; notebook 05's augmented run differed between two CPUs for that.)"""
+    import torch
+
+    n, c, h, w = x.shape
+    dev = x.device if x.device.type != "mps" else torch.device("cpu")  # MPS has no float64
+    draw = (torch.rand(n, 3, generator=generator) * 2 - 1).double()  # uniform in [-1, 1]
     angle = draw[:, 0] * np.deg2rad(max_degrees)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
-    theta[:, 0, 2] = draw[:, 1] * max_shift * 2 / w  # grid units: the image spans [-1, 1]
-    theta[:, 1, 2] = draw[:, 2] * max_shift * 2 / h
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    params = torch.stack([torch.cos(angle), torch.sin(angle), draw[:, 1] * max_shift, draw[:, 2] * max_shift], 1)
+    cos, sin, shift_x, shift_y = params.to(dev)[:, :, None, None].unbind(1)
+    rows = torch.arange(h, dtype=torch.float64, device=dev)[:, None] - (h - 1) / 2  # from the centre, in pixels
+    cols = torch.arange(w, dtype=torch.float64, device=dev)[None, :] - (w - 1) / 2
+    src_x = torch.round((cos * cols - sin * rows + shift_x + (w - 1) / 2) * AFFINE_SUBPIXEL) / AFFINE_SUBPIXEL
+    src_y = torch.round((sin * cols + cos * rows + shift_y + (h - 1) / 2) * AFFINE_SUBPIXEL) / AFFINE_SUBPIXEL
+    left, top = torch.floor(src_x), torch.floor(src_y)
+    fx, fy = (src_x - left)[:, None], (src_y - top)[:, None]
+    pixels = x.to(dev, torch.float64).reshape(n, c, h * w)
+
+    def at(row, col):  # pixel values at (row, col) per image, edges extended
+        flat = (row.clamp(0, h - 1) * w + col.clamp(0, w - 1)).long().reshape(n, 1, h * w).expand(n, c, h * w)
+        return pixels.gather(2, flat).reshape(n, c, h, w)
+
+    upper = (1 - fx) * at(top, left) + fx * at(top, left + 1)
+    lower = (1 - fx) * at(top + 1, left) + fx * at(top + 1, left + 1)
+    out = ((1 - fy) * upper + fy * lower).to(x.device, x.dtype)
     layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
     return out.contiguous(memory_format=layout)
 
