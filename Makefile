@@ -83,9 +83,10 @@ results: $(STAMP)
 changelog: $(STAMP)
 	$(BIN)/python scripts/changelog.py
 
-# NB: notebook numbers or names (default: all); exit 1 when a number moved beyond its declared tolerance
+# NB: notebook numbers or names (default: all); exit 1 when a number moved beyond its declared tolerance.
+# Another machine, simulated: THREADS=1 (thread count) or CPU=default (torch's unvectorised kernels).
 verify: $(STAMP)
-	$(BIN)/python -m casebook.verify $(NB)
+	$(BIN)/python -m casebook.verify $(NB) $(if $(THREADS),--threads $(THREADS)) $(if $(CPU),--cpu $(CPU))
 
 # A Ray head and one worker on 127.0.0.1, token authentication on, until Ctrl-C. As root it runs them in a
 # network namespace with only loopback (Ray otherwise binds to the external interface too) and prints how to

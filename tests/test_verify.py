@@ -1,6 +1,7 @@
 """Provenance in results files, and `make verify` re-checking them against a real re-execution."""
 
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -81,6 +82,94 @@ def test_compare_applies_the_declared_tolerance():
     assert [r["verdict"] for r in rows] == ["missing", "FAIL"]
 
 
+LONG = "Blend: 0.1 × best MLP + 0.9 × XGBoost + geo features (k=100, γ=4), refitted on train + validation"
+
+
+def _flip(committed_tie=None, rerun_tie=None):
+    """A committed run that chose LONG over "CNN" and a rerun that chose "CNN" (test metrics of its own)."""
+    committed = {
+        "case": "demo",
+        "models": {LONG: _models(0.9942)["a"]},
+        "best": LONG,
+        "selection": {"metric": "final validation accuracy", "scores": {"CNN": 0.9922, LONG: 0.9942}},
+        "models_by_notebook": {"05_x": [LONG]},
+    }
+    rerun = {
+        "case": "demo",
+        "models": {"CNN": _models(0.9924)["a"]},
+        "best": "CNN",
+        "selection": {"metric": "final validation accuracy", "scores": {"CNN": 0.9922, LONG: 0.9916}},
+    }
+    for d, tie in ((committed, committed_tie), (rerun, rerun_tie)):
+        if tie is not None:
+            d["selection"]["tie"] = tie
+    return committed, rerun
+
+
+def _tie(best, chosen, advantage, ci95, reference="CNN"):
+    return {"reference": reference, "best": best, "chosen": chosen, "advantage": advantage, "ci95": ci95}
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_flipped_choice_is_explained_within_100_columns():
+    committed, rerun = _flip()
+    rows, _ = verify.compare("05_x", committed, rerun)
+    assert [r["verdict"] for r in rows] == ["missing", "FAIL"]
+    text = verify.table(rows) + "\n" + verify.explain_choice(committed, rerun)
+    assert max(map(len, text.splitlines())) <= verify.WIDTH
+    flat = _words(text)
+    assert LONG in flat, "a long name is wrapped, never cut"
+    for first_words, a, b in (("CNN", 0.9922, 0.9922), (LONG[:12], 0.9942, 0.9916)):  # both choices' scores
+        assert re.search(rf"^{re.escape(first_words)}.* {a:.4f} +{b:.4f}$", text, re.MULTILINE), first_words
+    # each run's own choice on test: the committed choice's, and the rerun's, which the table calls missing
+    assert "accuracy 0.9942 [0.9742, 1.0142] 0.9924 [0.9724, 1.0124]" in flat
+    assert "swap places on validation" in flat and "no tie rule" in flat
+
+    committed, rerun = _flip(rerun_tie=_tie(LONG, "CNN", 0.0006, [-0.001, 0.0022]))
+    flat = _words(verify.explain_choice(committed, rerun))
+    assert f"{LONG} and CNN are tied on validation" in flat and "+0.0006 [-0.0010, +0.0022]" in flat
+
+    beat = _tie(LONG, LONG, 0.002, [0.0002, 0.0038])
+    committed, rerun = _flip(beat, _tie(LONG, "CNN", 0.0006, [-0.001, 0.0022]))
+    flat = _words(verify.explain_choice(committed, rerun))
+    assert f"{LONG} beats the reference CNN beyond validation noise only in the committed run" in flat
+    assert "+0.0020 [+0.0002, +0.0038]" in flat and "CNN (reference) 0.9922 0.9922" in flat
+
+    other = _tie("CNN", "CNN", 0.003, [0.001, 0.005], reference="MLP")
+    committed, rerun = _flip({**beat, "reference": "MLP"}, other)
+    assert "a real disagreement" in _words(verify.explain_choice(committed, rerun))
+
+
+def test_the_table_wraps_only_what_does_not_fit():
+    header = ("name", "value")
+    assert verify.render(header, [("short", "1.0")]) == "name   value\nshort  1.0"
+    name = "word " * 20
+    lines = verify.render(header, [(name, "0.123456")], width=40).splitlines()
+    assert max(map(len, lines)) <= 40 and len(lines) > 3 and lines[1].endswith("  0.123456")
+    assert _words(" ".join(line.removesuffix("0.123456") for line in lines[1:])) == _words(name)
+
+
+def test_another_machine_reaches_the_notebooks_kernel_and_changes_torch(monkeypatch, tmp_path):
+    """--threads and --cpu become the executed notebook's environment, and that environment really changes
+    torch in a fresh process (its thread count, its kernel set)."""
+    import os
+    import sys
+
+    env, said = verify.machine_setting(threads=1, cpu="default")
+    assert "1 thread" in said and "ATEN_CPU_CAPABILITY=default" in said
+    probe = "import torch; print(torch.get_num_threads(), torch.backends.cpu.get_cpu_capability())"
+    done = subprocess.run([sys.executable, "-c", probe], env=os.environ | env, capture_output=True, text=True)
+    assert done.stdout.split() == ["1", "DEFAULT"]
+    seen = {}
+    monkeypatch.setattr(verify.notebooks, "execute", lambda *a, extra_env, **k: seen.update(extra_env))
+    verify.execute_copy(tmp_path / "05_x.ipynb", tmp_path / "scratch", tmp_path, True, 10, env)
+    assert seen["OMP_NUM_THREADS"] == "1" and seen["ATEN_CPU_CAPABILITY"] == "default"
+    assert verify.machine_setting() == ({}, "this machine as it is")
+
+
 def test_bad_arguments_and_missing_data_are_one_line_and_exit_2(tmp_path, capsys, empty_root):
     results = tmp_path / "results"
     results.mkdir()
@@ -100,6 +189,8 @@ def test_bad_arguments_and_missing_data_are_one_line_and_exit_2(tmp_path, capsys
         (["99"], "no notebook matches '99'"),
         (["05", "--no-execute"], "--no-execute compares an earlier rerun"),
         (["05", "--bogus"], "unrecognized arguments"),
+        (["05", "--cpu", "sse"], "invalid choice: 'sse'"),
+        (["05", "--threads", "0"], "--threads must be at least 1"),
         (["03", "--committed", str(results)], "no committed results of 03"),
         (["05", "--committed", str(results)], "needs dataset 'mnist'"),
     ):
@@ -133,10 +224,24 @@ def test_verify_holds_on_a_smoke_rerun_and_names_an_altered_number(tmp_path, cap
     argv = ["05", "--smoke", "--committed", str(assets / "results"), "--scratch", str(tmp_path / "scratch")]
     assert verify.main(argv) == 0
     out = capsys.readouterr().out
-    assert "mnist: CNN accuracy" in out and "every number holds" in out and "FAIL" not in out
+    assert re.search(r"^CNN +accuracy +\d\.\d{6} +\d\.\d{6} ", out, re.MULTILINE), out
+    assert "every number holds" in out and "FAIL" not in out and "this machine as it is" in out
 
-    d["models"]["CNN"]["accuracy"]["value"] += 0.05
-    results_file.write_text(json.dumps(d))
+    rerun_accuracy = d["models"]["CNN"]["accuracy"]
+    d["models"]["CNN"]["accuracy"] = {**rerun_accuracy, "value": rerun_accuracy["value"] + 0.05}
+    results_path.write_text(json.dumps(d))
     assert verify.main([*argv, "--no-execute"]) == 1
     out = capsys.readouterr().out
-    assert "does not hold: mnist: CNN accuracy" in out
+    assert "does not hold: mnist: CNN accuracy" in out and "The choice differs" not in out
+
+    other = "CNN + augmentation"  # the committed run chose the other variant: verify explains the flip
+    d["models_by_notebook"][path.stem] = [other]
+    d["models"] = {other: d.pop("models")["CNN"]}
+    d["best"], d["selection"]["scores"][other] = other, d["selection"]["scores"]["CNN"] + 0.01
+    d["selection"].pop("tie", None)
+    results_path.write_text(json.dumps(d))
+    assert verify.main([*argv, "--no-execute"]) == 1
+    out = capsys.readouterr().out
+    assert f"The choice differs: the committed run chose {other}, the rerun CNN." in out
+    value, (lo, hi) = rerun_accuracy["value"], rerun_accuracy["ci95"]
+    assert re.search(rf"^accuracy +\S+ \[\S+, \S+\] +{value:.4f} \[{lo:.4f}, {hi:.4f}\]$", out, re.MULTILINE), out
