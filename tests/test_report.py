@@ -142,7 +142,10 @@ def test_the_seed_claims_are_compared_like_for_like(tmp_path, monkeypatch):
     path.unlink()
     path = results_file.write_results("s", "t", "p", {"03_synthetic": 1}, {"rf": best}, "rf")
     alone = readme_table.results_markdown(path.parent).splitlines()[2]
-    assert "| Logistic Regression accuracy 0.99 at the seed's settings |" in alone and "0.889 [0.880, 0.898]<br>" not in alone
+    assert (
+        "| Logistic Regression accuracy 0.99 at the seed's settings |" in alone
+        and "0.889 [0.880, 0.898]<br>" not in alone
+    )
     at_seed = {"accuracy": {"value": 0.9926, "ci95": [0.9881, 0.9965]}}
     like_for_like = {
         "model": "logistic-regression",
