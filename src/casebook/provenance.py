@@ -108,7 +108,8 @@ def cpu_model() -> str:
 
 
 def devices() -> dict:
-    """The CPU (model, cores this process may use) and the accelerators of the frameworks already imported
+    """The CPU (model, cores this process may use, the vector instruction set torch uses) and the accelerators
+    of the frameworks already imported
     (torch's device, TensorFlow's GPUs)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     out = {"cpu": cpu_model(), "cpu_threads": usable, "machine": platform.machine()}
@@ -117,6 +118,9 @@ def devices() -> dict:
 
         out["torch_device"] = config.describe_device()
         out["torch_threads"] = torch.get_num_threads()
+        # the vector instruction set torch's kernels run (AVX2, AVX512, DEFAULT): CPUs of one brand name differ
+        # in it, and so in the last bits of threaded and vectorised arithmetic
+        out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     if "tensorflow" in sys.modules:
         tf = sys.modules["tensorflow"]
         gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
@@ -126,8 +130,8 @@ def devices() -> dict:
 
 def collect(wall_s: float | None = None) -> dict:
     """The provenance of what this process publishes now: commit and dirty state, the sha256 of every data
-    file it verified (:func:`casebook.data.checksums.verified_files`), library versions, devices, the seeds set through
-    :func:`casebook.config.seed_everything`, the mode, start time (UTC) and wall seconds."""
+    file it verified (:func:`casebook.data.checksums.verified_files`), library versions, devices, the seeds set
+    through :func:`casebook.config.seed_everything`, the mode, start time (UTC) and wall seconds."""
     started = config.STARTED_AT
     return {
         "notebook": os.environ.get(NOTEBOOK_ENV) or None,
@@ -195,7 +199,7 @@ def differences(committed: dict, rerun: dict) -> list[str]:
         a, b = committed.get("versions", {}).get(name), rerun.get("versions", {}).get(name)
         if a != b:
             out.append(f"{name} {a} → {b}")
-    for key in ("cpu", "cpu_threads", "torch_device", "tensorflow_gpus"):
+    for key in ("cpu", "cpu_threads", "cpu_capability", "torch_device", "tensorflow_gpus"):
         a, b = committed.get("devices", {}).get(key), rerun.get("devices", {}).get(key)
         if a != b:
             out.append(f"{key} {a} → {b}")
