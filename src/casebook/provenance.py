@@ -109,8 +109,7 @@ def cpu_model() -> str:
 
 def devices() -> dict:
     """The CPU (model, cores this process may use, the vector instruction set torch uses) and the accelerators
-    of the frameworks already imported
-    (torch's device, TensorFlow's GPUs)."""
+    of the frameworks already imported (torch's device, TensorFlow's GPUs)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     out = {"cpu": cpu_model(), "cpu_threads": usable, "machine": platform.machine()}
     if "torch" in sys.modules:
