@@ -76,7 +76,7 @@ def torch_fit(
     hist = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
     best, best_state, best_epoch, waited = np.inf, None, 0, 0
     n = len(x)
-    bar = _progress(range(1, epochs + 1), progress, desc="epochs", leave=False)
+    bar = _progress(range(1, epochs + 1), progress, desc="epochs")
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
