@@ -134,6 +134,7 @@ def test_image_statistics_measure_a_black_border(tmp_path):
     assert np.isclose(framed["dark_fraction"], 1 - 84**2 / 100**2) and framed["border_mean"] == 0
     assert np.isclose(framed["mean"], 200 * 84**2 / 100**2)
     assert flat["contrast"] == 0 and flat["dark_fraction"] == 0 and flat["border_mean"] == 50
+    assert flat["sharpness"] == 0 and framed["sharpness"] > 0  # a flat image has no detail; the frame's edge has
 
 
 def test_the_deep_ensemble_averages_its_members_probabilities():

@@ -25,13 +25,15 @@ def _training_labels(model, c: TransferConfig, datasets: dict, cache: xray.Featu
     return np.concatenate([np.asarray(y) for _, y in datasets["train"]])
 
 
-def _log_validation(name: str, y_va, p_va, class_names, extra: dict | None = None):
-    """Inside the active run: the decision threshold chosen on validation (highest balanced accuracy), the
+def _log_validation(name: str, y_va, p_va, class_names, extra: dict | None = None, min_recall: float | None = None):
+    """Inside the active run: the decision threshold chosen on validation (``xray.threshold_rule``: the highest
+    threshold keeping the recall of class 1 at ``min_recall`` or more, else the highest balanced accuracy), the
     validation metrics at it (logged as ``val_*`` with the threshold and ``extra``) and the validation confusion
     matrix figure. Returns ``(threshold, predictions, metrics)``."""
     import matplotlib.pyplot as plt
 
-    thr = metrics.choose_threshold(y_va, p_va)
+    recall_rule = min_recall is not None
+    thr = xray.threshold_for_recall(y_va, p_va, min_recall) if recall_rule else metrics.choose_threshold(y_va, p_va)
     pred = (p_va >= thr).astype(int)
     val = {k: float(f(y_va, pred, p_va)) for k, f in metrics.per_class_metrics(class_names).items()}
     run_logging.log_metrics({f"val_{k}": v for k, v in val.items()} | {"threshold": thr} | (extra or {}))
@@ -53,27 +55,35 @@ def run_xray_experiment(
     class_names=("normal", "pneumonia"),
     log_model: bool = True,
     name: str | None = None,
+    min_recall: float | None = None,
 ) -> dict:
     """One tracked transfer-learning run: configuration (:meth:`TransferConfig.from_seed`: the seed's ``params``
     and ``added_layers``, or the same in casebook's names) → build → train (validation monitoring only) →
-    decision threshold chosen on validation → validation metrics → MLflow (the configuration's params, ``stage``
-    tag, per-epoch metrics, final validation metrics, confusion-matrix figure, the model with signature and
-    explicit pip requirements). The run is named ``name``, else ``<backbone>#<k>`` automatically. Returns a
-    summary dict (run id, name, ``config``, ``params`` and ``added_layers`` in casebook's names, ``training``
-    (the :class:`TrainingResult`), ``history``, validation metrics and predictions, model, seconds)."""
+    decision threshold chosen on validation (``xray.threshold_rule(min_recall)``) → validation metrics → MLflow
+    (the configuration's params and the threshold rule, ``stage`` tag, per-epoch metrics, final validation
+    metrics, confusion-matrix figure, the model with signature and explicit pip requirements). The run is named
+    ``name``, else ``<backbone>#<k>`` automatically. Returns a summary dict (run id, name, ``config``, ``params``
+    and ``added_layers`` in casebook's names, ``training`` (the :class:`TrainingResult`), ``history``, validation
+    metrics and predictions, model, ``phases`` (e.g. warm-start and view-caching seconds), seconds)."""
 
     c = TransferConfig.from_seed(params, added_layers)
     model = transfer.build(c)
     name = name or executions.next_run_name(experiment, c.backbone)
     t0 = time.perf_counter()
-    run_params = {**c.as_params(), "trainable_backbone_layers": transfer.trainable_backbone_layers(model)}
+    run_params = {
+        **c.as_params(),
+        "trainable_backbone_layers": transfer.trainable_backbone_layers(model),
+        "threshold_rule": xray.threshold_rule(min_recall),
+    }
     with run_logging.run(experiment, name, params=run_params, tags={"stage": stage}) as active:
         weights = class_weights(_training_labels(model, c, datasets, cache)) if c.equilibrate else None
         result = xray.train_xray(model, c, datasets, cache, class_weight=weights)
         run_logging.log_history(result, prefix="epoch_")  # per-epoch curves; final validation metrics are val_*
         p_va, y_va = result.validation["proba"], result.validation["y"]
         seconds = time.perf_counter() - t0
-        thr, pred, val = _log_validation(name, y_va, p_va, class_names, {"train_seconds": seconds})
+        phases = {k: float(v) for k, v in result.outputs.items() if isinstance(v, int | float)}
+        extra = {"train_seconds": seconds, **phases}
+        thr, pred, val = _log_validation(name, y_va, p_va, class_names, extra, min_recall)
         if log_model:
             run_logging.log_model(model, "keras", input_example=input_example)
     params_out = c.as_params()
@@ -93,11 +103,12 @@ def run_xray_experiment(
         "val_true": y_va,
         "val_proba": p_va,
         "model": model,
+        "phases": phases,
         "seconds": time.perf_counter() - t0,
     }
 
 
-SWEEP_KEYS = ("run_id", "name", "stage", "params", "added_layers", "threshold", "val", "seconds")
+SWEEP_KEYS = ("run_id", "name", "stage", "params", "added_layers", "threshold", "val", "phases", "seconds")
 
 
 def xray_record(run: dict) -> dict:
@@ -141,6 +152,7 @@ def xray_trial(trial: dict, data, cache: xray.FeatureCache, input_example=None) 
         experiment=experiment,
         input_example=input_example,
         name=trial["name"],
+        min_recall=trial.get("min_recall"),
     )
     return xray_record(run)
 
@@ -153,17 +165,23 @@ def run_xray_sweep(
     experiment: str = "pneumonia",
     input_example=None,
     seed: int = config.DEFAULT_SEED,
+    seeds: list[int] | None = None,
+    min_recall: float | None = None,
 ) -> list[dict]:
     """Every ``(params, added_layers)`` of ``candidates`` as one tracked run, through :func:`casebook.cluster.sweep`:
     a loop here, or Ray Tune trials on the cluster ``CASEBOOK_RAY_ADDRESS`` names, each trial logging its child run
-    of the current execution (names ``<backbone>#<k>`` chosen here, in order; each trial seeded with ``seed``).
+    of the current execution (names ``<backbone>#<k>`` chosen here, in order; each trial seeded with ``seed``, or
+    candidate ``k`` with ``seeds[k]``; every run's threshold by the same ``xray.threshold_rule(min_recall)``).
     ``data``: a :class:`casebook.preprocessing.XrayData`. Every run has ended when it returns. Returns the records
     in the order of ``candidates``, with ``history`` as a frame and the validation arrays as arrays."""
     stems = [TransferConfig.from_seed(params, layers).backbone for params, layers in candidates]
+    seeds = list(seeds) if seeds is not None else [seed] * len(candidates)
+    if len(seeds) != len(candidates):
+        raise ValueError(f"seeds has {len(seeds)} entries for {len(candidates)} candidates")
     names = executions.reserve_run_names(experiment, stems)
     trials = [
-        {"params": p, "added_layers": layers, "stage": stage, "name": n, "seed": seed}
-        for (p, layers), n in zip(candidates, names, strict=True)
+        {"params": p, "added_layers": layers, "stage": stage, "name": n, "seed": s, "min_recall": min_recall}
+        for (p, layers), n, s in zip(candidates, names, seeds, strict=True)
     ]
     shared = {"data": data, "cache": cache, "input_example": input_example}
     outcomes = _tracked_sweep(xray_trial, trials, experiment, f"{experiment}-{stage}", shared)
@@ -187,11 +205,13 @@ def run_xray_ensemble(
     experiment: str = "pneumonia",
     input_example=None,
     class_names=("normal", "pneumonia"),
+    min_recall: float | None = None,
 ) -> dict:
     """The deep ensemble of tracked runs (``members``: :func:`run_xray_experiment` summaries) as one tracked run
     named ``ensemble#<k>``: its validation probability is the mean of the members' (the same as the ensemble
-    model's output on those images), its decision threshold is chosen on validation as for a single run, and
-    the averaging model (:func:`casebook.models.transfer.average_of`) is logged so that it can be registered.
+    model's output on those images), its decision threshold is chosen on validation by the single runs' rule
+    (``xray.threshold_rule(min_recall)``), and the averaging model (:func:`casebook.models.transfer.average_of`)
+    is logged so that it can be registered.
     Returns a summary dict with the keys of :func:`run_xray_experiment`'s (``params`` lists the members)."""
 
     t0 = time.perf_counter()
@@ -200,9 +220,9 @@ def run_xray_ensemble(
     p_va = np.mean([m["val_proba"] for m in members], axis=0)
     model = transfer.average_of([_member_model(m) for m in members])
     name = executions.next_run_name(experiment, "ensemble")
-    params = {"members": names, "combination": "mean probability"}
+    params = {"members": names, "combination": "mean probability", "threshold_rule": xray.threshold_rule(min_recall)}
     with run_logging.run(experiment, name, params=params, tags={"stage": stage}) as active:
-        thr, pred, val = _log_validation(name, y_va, p_va, class_names)
+        thr, pred, val = _log_validation(name, y_va, p_va, class_names, min_recall=min_recall)
         run_logging.log_model(model, "keras", input_example=input_example)
     return {
         "run_id": active.info.run_id,
@@ -309,7 +329,7 @@ def _slug(name: str) -> str:
 
 def redshift_trial(trial: dict, data, summaries=None) -> dict:
     """One trial of :func:`run_redshift_sweep`, wherever it runs: :func:`_enter_trial`, split ``data`` (a
-    :class:`casebook.redshift.RedshiftData`) as the trial says (``target``, ``undersample``, ``pool``,
+    :class:`casebook.redshift.catalogue.RedshiftData`) as the trial says (``target``, ``undersample``, ``pool``,
     ``threshold``; ``extra_inputs``: ``summaries`` as the second input), run :func:`run_redshift_experiment`
     (``pool`` and ``undersample`` logged as params, the checkpoint in a scratch folder), and return its result
     as plain data."""

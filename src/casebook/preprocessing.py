@@ -283,7 +283,7 @@ def xray_dataset(
     → resize to ``img_size`` → grey to 3 channels → cache (as uint8-range images, not the float set) →
     [shuffle] → batch → the backbone's own ``preprocess`` → prefetch. Yields ``(images, labels)``.
 
-    Every path is checked first (:func:`casebook.data.check_images`): an unreadable image is named in a
+    Every path is checked first (:func:`casebook.data.images.check_images`): an unreadable image is named in a
     ``DataFormatError`` here, instead of surfacing as a TensorFlow decode error in the middle of training."""
     import tensorflow as tf
 
@@ -335,9 +335,10 @@ class XrayData:
 
 
 def image_statistics(paths, dark_level: int = 16, frame: float = 0.08) -> pd.DataFrame:
-    """Simple per-image statistics that expose acquisition artefacts (exposure, contrast, black borders): mean
-    and standard deviation of the grey levels (0–255), the fraction of near-black pixels (≤ ``dark_level``), and
-    the mean grey level of a border frame ``frame`` × the image size wide. One row per path, in order."""
+    """Simple per-image statistics that expose acquisition artefacts (exposure, contrast, black borders, detail):
+    mean and standard deviation of the grey levels (0–255), the fraction of near-black pixels (≤ ``dark_level``),
+    the mean grey level of a border frame ``frame`` × the image size wide, and ``sharpness``, the variance of the
+    4-neighbour Laplacian (low for a blurry image). One row per path, in order."""
     from PIL import Image
 
     rows = []
@@ -346,8 +347,10 @@ def image_statistics(paths, dark_level: int = 16, frame: float = 0.08) -> pd.Dat
         h, w = img.shape
         dh, dw = max(1, round(frame * h)), max(1, round(frame * w))
         border = np.concatenate([img[:dh].ravel(), img[-dh:].ravel(), img[:, :dw].ravel(), img[:, -dw:].ravel()])
-        rows.append((img.mean(), img.std(), np.mean(img <= dark_level), border.mean()))
-    return pd.DataFrame(rows, columns=["mean", "contrast", "dark_fraction", "border_mean"])
+        inner = img[1:-1, 1:-1]
+        laplacian = img[:-2, 1:-1] + img[2:, 1:-1] + img[1:-1, :-2] + img[1:-1, 2:] - 4 * inner
+        rows.append((img.mean(), img.std(), np.mean(img <= dark_level), border.mean(), laplacian.var()))
+    return pd.DataFrame(rows, columns=["mean", "contrast", "dark_fraction", "border_mean", "sharpness"])
 
 
 def class_weights(y) -> dict:

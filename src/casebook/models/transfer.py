@@ -100,7 +100,22 @@ def xray_augmentation(seed: int = settings.DEFAULT_SEED):
     )
 
 
-def _optimizer(c: TransferConfig):
+def learning_rate(c: TransferConfig, steps: int | None = None):
+    """``c.learning_rate``, or with ``lr_schedule='cosine'`` and the run's ``steps``: a linear warm-up over the
+    first 10 % of the steps to ``c.learning_rate``, then cosine decay to 0 (Loshchilov & Hutter, SGDR)."""
+    import keras
+
+    if c.lr_schedule == "constant" or not steps:
+        return c.learning_rate
+    warmup = steps // 10
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(c.learning_rate, steps, alpha=0.0)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, steps - warmup), alpha=0.0, warmup_target=c.learning_rate, warmup_steps=warmup
+    )
+
+
+def _optimizer(c: TransferConfig, steps: int | None = None):
     import keras
 
     optimizers = {
@@ -109,12 +124,13 @@ def _optimizer(c: TransferConfig):
         "sgd": keras.optimizers.SGD,
         "rmsprop": keras.optimizers.RMSprop,
     }
-    return optimizers[c.optimizer](c.learning_rate)
+    return optimizers[c.optimizer](learning_rate(c, steps))
 
 
-def compile_binary(model, c: TransferConfig):
+def compile_binary(model, c: TransferConfig, steps: int | None = None):
     """Compile with the chosen optimizer and loss: a sigmoid unit (binary or focal cross-entropy) or, for the
-    seed's ``categorical_crossentropy``, 2 softmax units on one-hot labels. Metrics: accuracy and ROC-AUC."""
+    seed's ``categorical_crossentropy``, 2 softmax units on one-hot labels. Metrics: accuracy and ROC-AUC.
+    ``steps``: the optimizer steps of the whole run, for ``lr_schedule='cosine'``."""
     import keras
 
     if c.one_hot:
@@ -124,7 +140,7 @@ def compile_binary(model, c: TransferConfig):
         focal = c.loss == "focal"
         loss = keras.losses.BinaryFocalCrossentropy(gamma=2.0) if focal else keras.losses.BinaryCrossentropy()
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-    model.compile(optimizer=_optimizer(c), loss=loss, metrics=[accuracy, keras.metrics.AUC(name="auc")])
+    model.compile(optimizer=_optimizer(c, steps), loss=loss, metrics=[accuracy, keras.metrics.AUC(name="auc")])
     return model
 
 
@@ -147,7 +163,7 @@ def _features(c: TransferConfig, backbone):
     from keras import layers
 
     inp, x = _image_input(c)
-    x = xray_augmentation()(x) if c.augment else x
+    x = xray_augmentation()(x) if c.augment and not c.cached_views else x  # cached views: augmented beforehand
     x = backbone(x, training=False)
     if c.pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="pooled")(x)
@@ -205,6 +221,44 @@ def build(c: TransferConfig):
     return compile_binary(model, c)
 
 
+def split_at_cut(model, c: TransferConfig):
+    """A :func:`build` model cut after its first ``c.fixed_layers`` backbone layers (the frozen ones), as three Keras
+    models sharing its layers and weights: ``trunk`` (image → the activations entering layer ``fixed_layers``:
+    grey to RGB, preprocessing, the frozen layers), ``top`` (those activations → the rest of the backbone →
+    pooling → head → output) and ``top_features`` (the same without the head: the pooled features).
+    ``top(trunk(x))`` is ``model(x)``; training ``top`` trains ``model``. ValueError when the cut is not a single
+    tensor (inside a residual block: choose the first layer of a block)."""
+    import keras
+
+    backbone, features = backbone_of(model), model.get_layer("features")
+    if not isinstance(c.fixed_layers, int) or not 0 < c.fixed_layers < len(backbone.layers):
+        raise ValueError(f"fixed_layers must be between 1 and {len(backbone.layers) - 1}, got {c.fixed_layers!r}")
+    first = backbone.layers[c.fixed_layers]
+    cut = first.input
+    try:
+        if isinstance(cut, list | tuple):
+            raise ValueError("several inputs")
+        rest = keras.Model(cut, backbone.output, name="backbone_top")
+    except ValueError:
+        raise ValueError(
+            f"fixed_layers={c.fixed_layers} cuts {backbone.name} at {first.name!r}, which is not a single tensor "
+            "(a residual connection crosses it): choose the first layer of a block"
+        ) from None
+    image = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
+    x = image
+    for name in ("grey_to_rgb", "preprocessing"):
+        if any(layer.name == name for layer in features.layers):
+            step = features.get_layer(name)
+            x = step([x, x, x]) if name == "grey_to_rgb" else step(x)
+    trunk = keras.Model(image, keras.Model(backbone.input, cut, name="backbone_trunk")(x), name="trunk")
+    acts = keras.Input(tuple(cut.shape[1:]), name="trunk_activations")
+    y = rest(acts)
+    if any(layer.name == "pooled" for layer in features.layers):
+        y = features.get_layer("pooled")(y)
+    top = keras.Model(acts, model.get_layer("head")(y), name="top")
+    return trunk, top, keras.Model(acts, y, name="top_features")
+
+
 def build_model(params: dict, added_layers: list):
     """The pneumonia seed's ``build_model(params, added_layers)``: its dict and list verbatim (see
     :meth:`TransferConfig.from_seed`), returning the compiled model of :func:`build`."""
@@ -215,6 +269,41 @@ def trainable_backbone_layers(model) -> int:
     """How many of the backbone's layers have trainable weights (the strategy's effect, for tests and logs;
     BatchNorm layers are always frozen, so they never count)."""
     return sum(1 for layer in backbone_of(model).layers if layer.trainable and layer.weights)
+
+
+def layer_table(model, c: TransferConfig):
+    """What trains in a :func:`build` model, part by part (a DataFrame: layers, parameters, trainable
+    parameters): the preprocessing, the backbone's frozen first ``fixed_layers`` layers, the rest of the
+    backbone (BatchNorm frozen), the head."""
+    import pandas as pd
+
+    backbone = backbone_of(model)
+    cut = (
+        c.fixed_layers
+        if c.strategy == "partial_fine_tuning"
+        else (len(backbone.layers) if not backbone.trainable else 0)
+    )
+    parts = {
+        f"backbone layers 0-{cut - 1}": backbone.layers[:cut],
+        f"backbone layers {cut}-{len(backbone.layers) - 1}": backbone.layers[cut:],
+        "head": model.get_layer("head").layers,
+    }
+    rows = []
+    for name, layers in parts.items():
+        if not layers:
+            continue
+        weights = [w for layer in layers for w in layer.weights]
+        trainable = [w for layer in layers for w in layer.trainable_weights]
+        first, last = layers[0].name, layers[-1].name
+        rows.append((name, f"{first} … {last}", len(layers), _count(weights), _count(trainable)))
+    columns = ["part", "from … to", "layers", "parameters", "trainable parameters"]
+    return pd.DataFrame(rows, columns=columns).set_index("part")
+
+
+def _count(weights) -> int:
+    import numpy as np
+
+    return int(sum(np.prod(w.shape) for w in weights))
 
 
 def backbone_of(model):

@@ -20,6 +20,7 @@ LAYER_TYPES = {"dense": ("units",), "dropout": ("rate",), "flatten": (), "batchn
 LOSSES = ("binary_crossentropy", "focal", "categorical_crossentropy")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 POOLINGS = ("avg", "max", "none")
+LR_SCHEDULES = ("constant", "cosine")
 # Backbones whose preprocess_input is an affine map a Rescaling layer reproduces inside the model (scale,
 # offset); EfficientNetV2 preprocesses itself.
 RESCALING = {
@@ -58,6 +59,15 @@ class TransferConfig:
     include_preprocessing (the backbone's preprocessing inside the model); classifier_activation (follows the
     loss); equilibrate (class weights), epochs, batch_size; added_layers (the head). ``include_top`` and
     ``input_tensor`` exist because the seed's dict names them; only their defaults can be honoured.
+
+    The fine-tuning recipe (casebook's additions, defaults = the seed's behaviour): ``warm_start_epochs`` (the
+    head first trained on cached features of the frozen backbone, early-stopped on validation, before any
+    backbone layer trains); ``lr_schedule`` (``constant``, or ``cosine``: a 10 % linear warm-up then cosine decay
+    to 0 over the ``epochs``); ``cached_views`` (``partial_fine_tuning`` only: the frozen first ``fixed_layers``
+    layers, BatchNorm frozen too, are run once per training image for ``cached_views`` pre-drawn views, view 0
+    the image itself and the others nuisance-augmented when ``augment``; only the layers after the cut and the
+    head train, on those cached activations: the same forward and backward pass as end to end, with the
+    augmentation limited to the pre-drawn views).
     """
 
     backbone: str
@@ -81,11 +91,15 @@ class TransferConfig:
     classifier_activation: str | None = None
     include_preprocessing: bool = False
     added_layers: tuple[AddedLayer, ...] = ()
+    warm_start_epochs: int = 0
+    lr_schedule: str = "constant"
+    cached_views: int = 0
 
     def __post_init__(self):
         _check_choices(self)
         _check_head(self)
         _check_input(self)
+        _check_recipe(self)
         shape = self.input_shape or (self.img_size, self.img_size, 3)
         object.__setattr__(self, "input_shape", tuple(shape))
         object.__setattr__(self, "classifier_activation", self.expected_activation)
@@ -191,6 +205,7 @@ def _check_choices(c: TransferConfig) -> None:
         "loss": LOSSES,
         "optimizer": OPTIMIZERS,
         "pooling": POOLINGS,
+        "lr_schedule": LR_SCHEDULES,
     }
     for name, valid in choices.items():
         value = getattr(c, name)
@@ -243,4 +258,21 @@ def _check_input(c: TransferConfig) -> None:
         raise ValueError(
             f"params['include_preprocessing']=True cannot be honoured for {c.backbone!r} (only "
             f"{', '.join(sorted(IN_MODEL_PREPROCESSING))}); preprocess in the data pipeline instead"
+        )
+
+
+def _check_recipe(c: TransferConfig) -> None:
+    for name in ("warm_start_epochs", "cached_views", "epochs"):
+        value = getattr(c, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"params[{name!r}] must be an int ≥ 0, got {value!r}")
+    if c.cached_views and c.strategy != "partial_fine_tuning":
+        raise ValueError(
+            f"params['cached_views']={c.cached_views} needs strategy 'partial_fine_tuning' (the frozen layers "
+            f"before fixed_layers are what is cached), got {c.strategy!r}"
+        )
+    if c.cached_views > 1 and not c.augment:
+        raise ValueError(
+            f"params['cached_views']={c.cached_views} needs augment=True (views after the first are augmented "
+            "copies; without augmentation use cached_views=1)"
         )
