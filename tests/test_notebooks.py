@@ -160,5 +160,5 @@ def _tables_and_names(nb) -> str:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             text = out.get("text") or out.get("data", {}).get("text/plain", "")
-            texts.append(re.sub(r"\(\d+ s\)|wall time \d+ s|[\d.]+ GB|\d+ s\b", "<t>", str(text)))
+            texts.append(re.sub(r"\(\d+ s\)|wall time [\d.]+ (s|min)|[\d.]+ GB|\d+ s\b", "<t>", str(text)))
     return "\n".join(texts)
