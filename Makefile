@@ -22,7 +22,7 @@ help:
 	@echo "make notebooks   re-execute every notebook in full mode, OVERWRITING the committed outputs, figures,"
 	@echo "                 results and README table (~35-45 min on 2 cores)"
 	@echo "make test        run the test suite (unit tests + every notebook in smoke mode): what CI runs"
-	@echo "make test-quick  the edit loop: the tests that start no notebook, server, database or cluster"
+	@echo "make test-quick  the edit loop: no notebook, server, database, cluster or end-to-end training"
 	@echo "make lint        ruff: lint and format check (code, tests, notebooks); make format applies both"
 	@echo "make mlflow-ui   MLflow UI on $(MLFLOW_HOST):5000 (sqlite store in $(MLFLOW_DIR))"
 	@echo "make cluster     a Ray head and one worker on 127.0.0.1 (prints the address; Ctrl-C stops them)"
@@ -60,9 +60,10 @@ $(LAB_SETTINGS): jupyterlab/overrides.json $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The edit loop: every test that starts no notebook kernel, server, database or cluster (about a minute)
+# The edit loop: every test that starts no notebook kernel, server, database or cluster and trains no real model
+# end to end (marked slow): about a minute. `make test` runs them all.
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -m "not notebook and not server and not cluster"
+	$(BIN)/python -m pytest -m "not notebook and not server and not cluster and not slow"
 
 # ruff's settings are in pyproject.toml (notebooks/ruff.toml: 100 columns for GitHub's notebook view)
 lint: $(STAMP)

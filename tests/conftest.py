@@ -20,6 +20,19 @@ for _threads in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_TH
 from casebook import config, data  # noqa: E402
 from casebook.data import fetch, registry  # noqa: E402
 
+# test_seed_api.py stays verbatim (it is the seed's documented API): its end-to-end training tests are marked here
+SLOW_SEED_API_TESTS = {
+    "test_categorical_loss_and_batch_size_are_used_by_training",
+    "test_make_cnn_gru_lstm_save_in_dict_and_fig_verbatim",
+    "test_the_seed_params_verbatim_build_the_documented_model",
+}
+
+
+def pytest_itemcollected(item):
+    """Mark the seed API's training tests ``slow`` (left out of ``make test-quick``)."""
+    if item.path.name == "test_seed_api.py" and getattr(item, "originalname", "") in SLOW_SEED_API_TESTS:
+        item.add_marker(pytest.mark.slow)
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):

@@ -75,6 +75,7 @@ def trained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["random-forest", "svm", "logistic-regression"])
 def test_train_then_predict_reproduces_the_reported_validation_accuracy(trained, model):
     d, stdout = trained[model]
@@ -89,6 +90,7 @@ def test_train_then_predict_reproduces_the_reported_validation_accuracy(trained,
     assert len(preds) == metrics["n_validation"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_predictions(tmp_path, trained):
     d, _ = trained["random-forest"]
     r = cli("train", "--model", "random-forest", "--n-samples", 1500, "--cv", 3, "--output-dir", tmp_path / "again")
@@ -98,6 +100,7 @@ def test_same_seed_same_predictions(tmp_path, trained):
     assert pd.read_csv(d / "p.csv").equals(pd.read_csv(tmp_path / "again" / "p.csv"))
 
 
+@pytest.mark.slow
 def test_train_on_a_user_csv_with_reordered_columns_at_predict_time(tmp_path, trained):
     d, _ = trained["logistic-regression"]
     df = pd.read_csv(d / "validation.csv").rename(columns={"target": "label"})

@@ -186,6 +186,7 @@ def test_train_redshift_refuses_a_single_class_threshold(tmp_path, empty_root, m
 # ------------------------------------------------------------------------------------------- files and signals
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_leaves_nothing_behind(tmp_path, empty_root):
     out = tmp_path / "nested" / "run"
     env = {**os.environ, "CASEBOOK_ASSETS": str(tmp_path / "assets"), "PYTHONUNBUFFERED": "1"}
@@ -225,6 +226,7 @@ def test_sigterm_during_training_leaves_nothing_behind(tmp_path, empty_root):
     assert not (tmp_path / "assets").exists(), "a CLI writes nothing outside its --output-dir"
 
 
+@pytest.mark.slow
 def test_an_output_folder_that_is_a_mount_point_receives_the_outputs(tmp_path):
     """A Docker volume (or any mount point) as --output-dir: files staged elsewhere could not be renamed into
     it (EXDEV); staged inside it they are. A tmpfs mounted in a private mount namespace stands in for it."""
@@ -252,6 +254,7 @@ def test_an_output_folder_that_is_a_mount_point_receives_the_outputs(tmp_path):
     assert "accuracy" in r.stdout.split("predicted")[-1]
 
 
+@pytest.mark.slow
 def test_outputs_honour_the_umask(tmp_path, model_dir):
     out = tmp_path / "predictions.csv"
     out.write_text("old\n")
@@ -396,6 +399,7 @@ def fuzz(examples: int, tool_case) -> list[int]:
     return codes
 
 
+@pytest.mark.slow
 def test_fuzz_predict_classification(model_dir, record_property):
     def predict(data: Path, folder: Path) -> int:
         output = folder / "pred.csv"
@@ -412,6 +416,7 @@ def test_fuzz_predict_classification(model_dir, record_property):
     assert len(codes) >= 300 and codes.count(0) > 0 and codes.count(2) > 0
 
 
+@pytest.mark.slow
 def test_fuzz_train_classifier(record_property):
     def train(data: Path, folder: Path) -> int:
         out = folder / "out"

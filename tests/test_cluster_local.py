@@ -51,6 +51,7 @@ def _unset_env() -> dict:
     return {k: v for k, v in os.environ.items() if k != cluster.ADDRESS}
 
 
+@pytest.mark.slow
 def test_unset_address_is_todays_path_and_never_imports_ray():
     unset = _search_and_sweep([], _unset_env())
     assert unset["records"] == [{"twice": 3}, {"twice": 5}]

@@ -87,6 +87,7 @@ def keras_mod():
     return keras
 
 
+@pytest.mark.slow
 def test_housing_mlp_is_exactly_the_specified_architecture(keras_mod):
     m = mlp.make_housing_mlp(8)
     assert [layer.units for layer in m.layers] == [64, 32, 1]
@@ -108,6 +109,7 @@ def test_steps_per_execution_gives_the_same_training_as_one_step_per_call(keras_
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_fit_keras_regressor_fits_features_on_train_and_scores_the_keras_validation_rows(keras_mod):
     from sklearn.preprocessing import StandardScaler
 
@@ -151,6 +153,7 @@ def test_geo_similarity_learns_its_centres_from_the_rows_it_is_fitted_on_only():
         pp.GeoSimilarity(n_clusters=500).fit(train)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("augment", [False, True])
 def test_fashion_cnn_builds_and_augmentation_is_inactive_at_inference(keras_mod, augment):
     m = vision.make_fashion_cnn(augment=augment)
@@ -279,6 +282,7 @@ print(torch.backends.cpu.get_cpu_capability())
 """
 
 
+@pytest.mark.slow
 def test_random_affine_gives_the_same_bits_with_other_kernels_and_thread_counts():
     """Issue 40: notebook 05's augmented run differed between two CPUs. Torch's unvectorised kernels and one
     thread stand in for another CPU here; the augmented batch must not change by a bit (torch's own

@@ -51,6 +51,7 @@ def test_strategies_set_the_trainable_layers():
     assert fe.output.shape[-1] == 1
 
 
+@pytest.mark.slow
 def test_batchnorm_stays_in_inference_mode_when_unfrozen():
     m = transfer.build_model({**TINY, "strategy": "fine_tuning", "learning_rate": 0.1}, [])
     bn = [layer for layer in transfer.backbone_of(m).layers if type(layer).__name__ == "BatchNormalization"][0]
@@ -101,6 +102,7 @@ def test_offline_imagenet_weights_load(real_data, tmp_path, monkeypatch):
     assert np.array_equal(conv1, stored)
 
 
+@pytest.mark.slow
 def test_tracking_round_trip_log_search_alias_load(tmp_path):
     from casebook.tracking import executions, model_registry, run_logging
 
@@ -137,6 +139,7 @@ def test_image_statistics_measure_a_black_border(tmp_path):
     assert flat["sharpness"] == 0 and framed["sharpness"] > 0  # a flat image has no detail; the frame's edge has
 
 
+@pytest.mark.slow
 def test_the_deep_ensemble_averages_its_members_probabilities():
     c = {**TINY, "strategy": "feature_extraction"}
     members = [transfer.build_model(c, [{"type": "dense", "units": units}]) for units in (4, 8, 16)]

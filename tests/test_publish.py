@@ -2,12 +2,15 @@
 
 import json
 
+import pytest
+
 from casebook import config, publish
 from casebook.report import figures, results_file, timing
 from casebook.report.targets import Target
 from casebook.tracking import executions
 
 
+@pytest.mark.slow
 def test_publish_writes_results_with_verdicts_logs_the_run_and_prints_one_summary(monkeypatch, tmp_path, capsys):
     import matplotlib.pyplot as plt
 

@@ -129,6 +129,7 @@ def test_summaries(sim):
     assert f.shape == (20, len(baselines.SUMMARY_NAMES)) and np.isfinite(f).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["CNN", "CNN8", "CNNGRU", "CNNLSTM", "CNN_2inputs"])
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_every_model_builds_and_runs_a_forward_pass(name, n_classes):
@@ -143,6 +144,7 @@ def test_every_model_builds_and_runs_a_forward_pass(name, n_classes):
         assert len(convs) == 8 and all(c.activation.__name__ == "relu" for c in convs)
 
 
+@pytest.mark.slow
 def test_training_cli_writes_model_record_and_figure(tmp_path, monkeypatch, empty_root):
     from casebook.cli import train_redshift
 
@@ -222,6 +224,7 @@ def test_recurrent_trunks_shorten_any_input_to_a_few_dozen_steps():
         assert 17 <= steps // (a * b * c) <= 70
 
 
+@pytest.mark.slow
 def test_a_zoo_sweep_gives_what_the_tracked_run_gives(sim, tmp_path, monkeypatch):
     """07's zoo as a sweep (a plain loop here; Ray trials on a cluster, tests/test_cluster.py): each trial seeds
     itself and returns plain data, from which the driver rebuilds the TrainingResult, writes the seed record

@@ -79,6 +79,7 @@ def hostile_skops_bundle(path: Path, marker: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_hostile_skops_bundle_is_refused_by_predict_classification(tmp_path):
     marker = tmp_path / "marker"
     model = hostile_skops_bundle(tmp_path / "model.skops", marker)
@@ -168,6 +169,7 @@ def _written_objects():
             yield pipe.fit(X, y)[:-1]
 
 
+@pytest.mark.slow
 def test_the_skops_allow_list_is_exactly_what_casebook_writes(tmp_path):
     import skops.io as sio
 

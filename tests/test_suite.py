@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CONFTEST = Path(__file__).with_name("conftest.py")
 
 GROUPED = """
@@ -25,6 +27,7 @@ def test_free(i):
 """
 
 
+@pytest.mark.slow
 def test_an_xdist_group_runs_on_one_worker(tmp_path):
     (tmp_path / "conftest.py").write_text(
         "import importlib.util\n"

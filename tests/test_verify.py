@@ -152,6 +152,7 @@ def test_the_table_wraps_only_what_does_not_fit():
     assert _words(" ".join(line.removesuffix("0.123456") for line in lines[1:])) == _words(name)
 
 
+@pytest.mark.slow
 def test_another_machine_reaches_the_notebooks_kernel_and_changes_torch(monkeypatch, tmp_path):
     """--threads and --cpu become the executed notebook's environment, and that environment really changes
     torch in a fresh process (its thread count, its kernel set)."""

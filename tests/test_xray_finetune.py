@@ -84,6 +84,7 @@ def test_the_cosine_schedule_warms_up_then_decays_to_zero():
     assert transfer.learning_rate(constant, steps=100) == 1e-2
 
 
+@pytest.mark.slow
 def test_fine_tuning_on_cached_views_trains_only_after_the_cut():
     config.seed_everything(0)
     c = TransferConfig.from_seed(LITE, HEAD)
@@ -154,6 +155,7 @@ def test_the_recall_threshold_is_the_highest_that_keeps_the_recall():
         xray.threshold_for_recall(y, score, 0.0)
 
 
+@pytest.mark.slow
 def test_warm_start_reuses_the_frozen_candidates_features(tmp_path):
     from casebook.models.efficientnet_lite import efficientnet_lite
 
@@ -171,6 +173,7 @@ def test_warm_start_reuses_the_frozen_candidates_features(tmp_path):
     assert len(cache.store) == 2  # the same (backbone, size, weights, pooling) features: nothing recomputed
 
 
+@pytest.mark.slow
 def test_the_ensemble_members_scores_average_to_the_ensemble_and_the_shift_check_runs():
     import tensorflow as tf
 
@@ -192,6 +195,7 @@ def test_the_ensemble_members_scores_average_to_the_ensemble_and_the_shift_check
     assert ((table["roc_auc"] >= 0) & (table["roc_auc"] <= 1)).all()
 
 
+@pytest.mark.slow
 def test_a_sweep_gives_each_candidate_its_seed_and_every_run_the_declared_threshold_rule(empty_root, smoke):
     from casebook import experiments
     from casebook import preprocessing as pp
@@ -218,6 +222,7 @@ def test_a_sweep_gives_each_candidate_its_seed_and_every_run_the_declared_thresh
         experiments.run_xray_sweep(candidates, "candidate", data, xray.FeatureCache(), seeds=[1])
 
 
+@pytest.mark.slow
 def test_cached_training_features_and_views_do_not_depend_on_the_shuffle():
     import tensorflow as tf
 
