@@ -64,6 +64,16 @@ class LoopbackNamespace:
         _stop(self.process)
 
 
+class NodeExited(RuntimeError):
+    """A ``ray start`` process ended before its node joined the cluster."""
+
+
+def _last_line(log: Path) -> str:
+    """The last line a node wrote to its log (its reason, when ``ray start`` fails)."""
+    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    return lines[-1] if lines else "nothing in its log"
+
+
 def _stop(*processes: subprocess.Popen, grace: float = 2) -> None:
     """SIGTERM to each process's group, all at once; SIGKILL to those still running ``grace`` seconds later."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
@@ -110,14 +120,30 @@ class LocalCluster:
         self.head: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.killed = 0  # workers killed since the last add_worker
+        self.node_numbers: dict[int, int] = {}  # pid of a node's ray start -> its number (its log's name)
         try:  # one node at a time: a worker that finds no head gives up, and two starting at once race for ports
-            self.head = self._launch(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
-            self._wait_for_nodes(1, [self.head])
+            self._start_head(tries=1 if port else 2)
             for _ in range(workers):
                 self.add_worker()
         except BaseException:
             self.stop()
             raise
+
+    def _start_head(self, tries: int) -> None:
+        """The head, once it is alive. On a loaded machine a head can exit at start (a port taken meanwhile, its
+        GCS past a start-up deadline): then it is tried again on another port, when the port was not given."""
+        for attempt in range(tries):
+            if attempt:
+                _stop(self.head)
+                self.port = random.randint(20000, 40000)
+                self.address = self.env["CASEBOOK_RAY_ADDRESS"] = f"127.0.0.1:{self.port}"
+            self.head = self._launch(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
+            try:
+                self._wait_for_nodes(1, [self.head])
+                return
+            except NodeExited:
+                if attempt == tries - 1:
+                    raise
 
     def _wrap(self, argv: list[str]) -> list[str]:
         return self.namespace.wrap(argv) if self.namespace else argv
@@ -132,9 +158,11 @@ class LocalCluster:
         else:
             argv.append(f"--address={self.address}")
         log = open(Path(self.temp_dir) / f"node-{nodes}.log", "ab")  # noqa: SIM115 (the node's lifetime)
-        return subprocess.Popen(
+        process = subprocess.Popen(
             self._wrap(argv), env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True
         )
+        self.node_numbers[process.pid] = nodes
+        return process
 
     def add_worker(self) -> subprocess.Popen:
         """One more worker node, once it has joined; returns its process (stop it with :meth:`kill_worker`). A
@@ -167,7 +195,8 @@ class LocalCluster:
             while probe.poll() is None:
                 for process in processes:
                     if process.poll() is not None:
-                        raise RuntimeError(f"ray start exited with {process.returncode} (logs in {self.temp_dir})")
+                        log = Path(self.temp_dir) / f"node-{self.node_numbers[process.pid]}.log"
+                        raise NodeExited(f"ray start exited with {process.returncode}: {_last_line(log)}")
                 time.sleep(0.2)
         finally:
             _stop(probe)
