@@ -38,7 +38,7 @@ def _lines(stream, out: queue.Queue) -> None:
         out.put(line)
 
 
-def _printed(process: subprocess.Popen, last: str, timeout: float = 120) -> str:
+def _printed(process: subprocess.Popen, last: str, timeout: float = 300) -> str:
     """What the tool printed up to the line that contains ``last``."""
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
