@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from casebook import cluster
-from casebook.cli import local_cluster
 from casebook.cli.local_cluster import LocalCluster, LoopbackNamespace, namespaces_available
 
 CLIENT = Path(__file__).with_name("cluster_client.py")
@@ -252,25 +251,3 @@ def test_a_client_without_the_token_is_refused_with_one_line(refused_client):
     assert "refused this client (its token)" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
     assert not (folder / "out").exists()
 
-
-def test_a_head_whose_port_is_taken_is_retried_once_on_another_port(namespace, monkeypatch):
-    """A port already taken inside the namespace: the head's first ``ray start`` exits, and the cluster starts
-    on another port (without the retry, LocalCluster raises NodeExited with the node's last log line)."""
-    taken = random.randint(20000, 39000)
-    script = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {taken})); s.listen(); "
-    script += "print('ready', flush=True); time.sleep(600)"
-    argv = namespace.wrap([sys.executable, "-c", script])
-    holder = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        ports = iter([taken, taken + 1])
-        monkeypatch.setattr(local_cluster.random, "randint", lambda a, b: next(ports))
-        c = LocalCluster(workers=0, namespace=namespace)
-        try:
-            assert c.port == taken + 1 and c.env["CASEBOOK_RAY_ADDRESS"] == f"127.0.0.1:{taken + 1}"
-            assert c.head.poll() is None
-        finally:
-            c.stop()
-    finally:
-        os.killpg(holder.pid, 9)
-        holder.wait()
