@@ -250,4 +250,3 @@ def test_a_client_without_the_token_is_refused_with_one_line(refused_client):
     assert len(lines) == 1, stderr
     assert "refused this client (its token)" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
     assert not (folder / "out").exists()
-
