@@ -57,8 +57,12 @@ $(LAB_SETTINGS): jupyterlab/overrides.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp $< $@
 
+# Two passes: the Ray cluster tests run alone, after the rest. Ray gives a starting node a fixed 30 s to
+# register (ray/_private/node.py), which a node can miss on a machine busy executing notebooks on every core.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not cluster"; rest=$$?; \
+	$(BIN)/python -m pytest -m cluster -n 0; cluster=$$?; \
+	[ $$rest = 0 ] && [ $$cluster = 0 ]
 
 # The edit loop: every test that starts no notebook kernel, server, database or cluster and trains no real model
 # end to end (marked slow): about a minute. `make test` runs them all.
