@@ -351,6 +351,7 @@ def test_the_tie_rule_keeps_the_reference_unless_the_margin_beats_the_noise():
     assert better.chosen == "CNN + augmentation" and not better.tied and better.ci95[0] > 0
     table = choice.table(better, y, far)
     assert table.loc["CNN + augmentation", "verdict"] == "better (chosen)"
+    assert table.loc["CNN", "advantage over the reference [95% CI]"] == "—"  # no margin against itself
     y_reg = rng.normal(size=2000)
     reg = {"mlp": y_reg + rng.normal(0, 0.6, 2000), "xgb": y_reg + rng.normal(0, 0.4, 2000)}
     rmse = choice.choose(y_reg, reg, "mlp", metric="rmse")
@@ -368,12 +369,17 @@ def test_tables_show_whole_and_round_to_significant_digits():
 
     from casebook.report import display
 
-    assert [display.significant(v) for v in (0.0003333333, 0.88888, 19020.0, 123.456, 0.0)] == [
+    values = (0.0003333333, 0.88888, 19020.0, 123.456, 0.0, 0.05, 5.0, 21.2, -0.85)
+    assert [display.significant(v) for v in values] == [
         "0.0003333",
         "0.8889",
         "19,020",
         "123.5",
         "0",
+        "0.05",
+        "5",
+        "21.2",
+        "-0.85",
     ]
     display.setup()
     long = pd.DataFrame({"params": ["{'max_depth': 6, 'learning_rate': 0.1, 'n_estimators': 300, 'subsample': 0.8}"]})

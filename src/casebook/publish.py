@@ -3,7 +3,7 @@
 A lesson's last code cell is plumbing, so it is one call::
 
     publish.publish(EXPERIMENT, NB, DATASET, PROTOCOL, results, BEST, clock, targets=TARGETS,
-                    selection=selection, best_kind="the seed's CNN")
+                    selection=selection, best_kind="the seed's architecture")
 
 It writes ``assets/results/<case>.json`` (with each target's verdict under the package's one rule), logs the
 published model's test metrics to a ``published`` child run of the notebook's MLflow execution and every saved

@@ -132,11 +132,12 @@ def table(choice: Choice, y_val, predictions, scores=None, n_boot: int = 2000, s
         lo, hi = _interval(sign * (boots[name] - boots[choice.reference]))
         verdict = "reference" if name == choice.reference else "better" if lo > 0 else "worse" if hi < 0 else "tied"
         advantage = sign * (score - choice.scores[choice.reference])
+        margin = "—" if name == choice.reference else f"{advantage:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         rows.append(
             {
                 "candidate": name,
                 f"validation {choice.metric}": round(score, 4),
-                "advantage over the reference [95% CI]": f"{advantage:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+                "advantage over the reference [95% CI]": margin,
                 "verdict": verdict + (" (chosen)" if name == choice.chosen else ""),
             }
         )

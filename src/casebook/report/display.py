@@ -8,7 +8,8 @@ import pandas as pd
 
 
 def significant(value: float, digits: int = 4) -> str:
-    """``value`` to ``digits`` significant digits, in plain notation (0.0003333, 0.8889, 1234, 19,020)."""
+    """``value`` to ``digits`` significant digits, in plain notation, without trailing zeros (0.0003333,
+    0.8889, 0.05, 1234, 19,020)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "NaN"
     if value == 0 or not math.isfinite(value):
@@ -16,7 +17,8 @@ def significant(value: float, digits: int = 4) -> str:
     if abs(value) >= 10 ** (digits - 1):
         return f"{value:,.0f}"
     decimals = digits - 1 - math.floor(math.log10(abs(value)))
-    return f"{value:.{max(decimals, 0)}f}"
+    text = f"{value:.{max(decimals, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text  # 0.05, not 0.05000; 5, not 5.000
 
 
 def setup(digits: int = 4) -> None:
