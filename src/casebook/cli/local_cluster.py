@@ -105,18 +105,12 @@ class LocalCluster:
         port: int | None = None,
     ):
         self.namespace = namespace
-        self.port = port or random.randint(20000, 40000)
-        self.address = f"127.0.0.1:{self.port}"
         self.cpus, self.object_store = cpus, str(object_store_mb * 1_000_000)
         self.head_cpus = cpus if head_cpus is None else head_cpus
         self.temp_dir = tempfile.mkdtemp(prefix="casebook-ray-")
         self.token = token or os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(16)
-        self.env = {
-            "CASEBOOK_RAY_ADDRESS": self.address,
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN": self.token,
-            "RAY_USAGE_STATS_ENABLED": "0",
-        }
+        self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, "RAY_USAGE_STATS_ENABLED": "0"}
+        self._use_port(port)
         self.head: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.killed = 0  # workers killed since the last add_worker
@@ -129,14 +123,18 @@ class LocalCluster:
             self.stop()
             raise
 
+    def _use_port(self, port: int | None) -> None:
+        """The head's port (a random one when ``None``), and the address that clients are given."""
+        self.port = port or random.randint(20000, 40000)
+        self.address = self.env["CASEBOOK_RAY_ADDRESS"] = f"127.0.0.1:{self.port}"
+
     def _start_head(self, tries: int) -> None:
         """The head, once it is alive. On a loaded machine a head can exit at start (a port taken meanwhile, its
         GCS past a start-up deadline): then it is tried again on another port, when the port was not given."""
         for attempt in range(tries):
             if attempt:
                 _stop(self.head)
-                self.port = random.randint(20000, 40000)
-                self.address = self.env["CASEBOOK_RAY_ADDRESS"] = f"127.0.0.1:{self.port}"
+                self._use_port(None)
             self.head = self._launch(["--head", f"--port={self.port}", "--include-dashboard=false"], 1)
             try:
                 self._wait_for_nodes(1, [self.head])
