@@ -20,7 +20,7 @@ TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 help:
 	@echo "make lab         read and run the notebooks in JupyterLab on $(LAB_IP):8888 (token on)"
 	@echo "make notebooks   re-execute every notebook in full mode, OVERWRITING the committed outputs, figures,"
-	@echo "                 results and README table (~35-45 min on 2 cores)"
+	@echo "                 results and README table (about an hour on 2 cores)"
 	@echo "make test        run the test suite (unit tests + every notebook in smoke mode): what CI runs"
 	@echo "make test-quick  the edit loop: no notebook, server, database, cluster or end-to-end training"
 	@echo "make lint        ruff: lint and format check (code, tests, notebooks); make format applies both"
